@@ -1,0 +1,32 @@
+# The two commands a reader needs (see README):  make book   and   make test
+PYTHON ?= python3
+# Offline CIFAR-10 sample: used when present beside the repository (as on CI), unless already set.
+SAMPLE := $(abspath ../shared/data/cifar10-mini.npz)
+ifneq ($(wildcard $(SAMPLE)),)
+export VGG_CIFAR10_NPZ ?= $(SAMPLE)
+endif
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: install book test notebooks
+
+install:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps -e .
+
+# Build the static site from the notebooks' stored outputs; any Sphinx warning fails the build.
+book: install
+	jupyter-book build . --builder html -n -W --keep-going
+
+# Unit tests, nbval on every chapter, the Colab stand-in and a warning-free book build.
+test: install
+	$(PYTHON) -m pytest
+
+# Re-execute chapters top to bottom and store their outputs (maintainers, before committing).
+# make notebooks NOTEBOOKS=notebooks/02_receptive_fields.ipynb  runs just one.
+NOTEBOOKS ?= $(sort $(wildcard notebooks/*.ipynb))
+notebooks: install
+	for nb in $(NOTEBOOKS); do \
+	  echo "executing $$nb"; \
+	  $(PYTHON) -m jupyter execute --inplace --timeout=1800 --kernel_name=python3 $$nb || exit 1; \
+	done

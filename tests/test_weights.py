@@ -1,0 +1,68 @@
+"""Loading state dicts: torchvision's (as pretrained weights would arrive) and mismatched ones."""
+
+import pytest
+import torch
+import torchvision
+
+from vgg_lib import load_state_dict_checked, vgg
+from vgg_lib import weights
+
+
+def test_torchvision_state_dict_loads_unchanged():
+    source = torchvision.models.vgg16_bn()
+    model = load_state_dict_checked(vgg("D", batch_norm=True), source.state_dict())
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def on_meta(build, *args, **kwargs):
+    with torch.device("meta"):
+        return build(*args, **kwargs)
+
+
+def test_state_dict_from_other_configuration_gives_clear_error():
+    with pytest.raises(ValueError) as error:
+        load_state_dict_checked(on_meta(vgg, "D"), on_meta(torchvision.models.vgg11).state_dict())
+    message = str(error.value)
+    assert "13 convolutions" in message and "8 convolutions" in message and "Build the model" in message
+
+
+def test_batch_norm_mismatch_is_named():
+    with pytest.raises(ValueError, match="batch_norm=True"):
+        load_state_dict_checked(on_meta(vgg, "A"), on_meta(vgg, "A", batch_norm=True).state_dict())
+
+
+def test_wrong_num_classes_is_a_shape_mismatch():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_state_dict_checked(on_meta(vgg, "A"), on_meta(vgg, "A", num_classes=10).state_dict())
+
+
+def test_pretrained_loader_uses_torchvision_weights(monkeypatch):
+    """The online path, offline: the weights enum hands back a state dict we made."""
+    made = vgg("A", init_weights=False).state_dict()
+    calls = {}
+
+    def fake_get_state_dict(self, progress=True, check_hash=True):
+        calls["weights"] = str(self)
+        return made
+
+    monkeypatch.setattr(torchvision.models.VGG11_Weights, "get_state_dict", fake_get_state_dict)
+    model, used = weights.pretrained_vgg("A", progress=False)
+    assert calls["weights"] == "VGG11_Weights.IMAGENET1K_V1"
+    assert not model.training
+    assert torch.equal(model.state_dict()["classifier.6.weight"], made["classifier.6.weight"])
+    assert len(used.meta["categories"]) == 1000
+
+
+def test_pretrained_loader_offline_error(monkeypatch):
+    def offline(self, progress=True, check_hash=True):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.models.VGG16_Weights, "get_state_dict", offline)
+    with pytest.raises(RuntimeError, match="internet access"):
+        weights.pretrained_vgg("D")
+
+
+def test_no_pretrained_weights_for_c():
+    with pytest.raises(ValueError, match="A, B, D, E"):
+        weights.torchvision_weights("C")

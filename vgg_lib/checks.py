@@ -1,0 +1,270 @@
+"""Exercise checks: a student passes an answer, gets right/wrong and a hint, never the answer.
+
+Each chapter's exercises live in ``vgg_lib/exercises/<chapter>.py`` as ``Exercise`` objects
+whose expected value is *computed* (by ``vgg_lib`` itself), not typed in. In a notebook::
+
+    from vgg_lib.checks import check
+    check("receptive-field/three-3x3", 7)
+
+Conventions the student copies and the grader rely on (book/instructors.md has the details):
+
+* The exercise's starter cell leaves a placeholder, ``answer = None  # your answer``, followed by
+  ``check("<id>", answer)``. ``check`` on ``None`` (or ``...``) says "no answer yet" and returns
+  False without raising, so a student copy runs from top to bottom before anything is answered.
+* The solution cell (inside ``{solution-start}``...``{solution-end}``) sets ``answer`` to the right
+  value and calls ``check`` again, so the stored notebook shows a ✅.
+* Answers may be ints, floats, tensors or numpy scalars with one element, or strings such as
+  ``"138,357,544"``, ``"138.4M"``, ``"44.9%"``, ``"27/49"`` or ``"3*3*64*64"``. For an
+  ``integer`` exercise a rounded string ("138.4M", "1.38e8") counts when it has at least three
+  significant figures and the exact count rounds to it.
+* When the environment variable ``VGG_CHECK_LOG`` names a file, every call appends one JSON line
+  ``{"exercise": id, "status": "correct"|"wrong"|"unanswered"|"unreadable"}`` to it. The grader
+  (``python -m vgg_lib.teaching.grade``) sets it; the line never holds the expected value.
+"""
+
+import ast
+import importlib
+import json
+import math
+import operator
+import os
+import pkgutil
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+KINDS = ("integer", "number", "fraction")
+STATUSES = ("correct", "wrong", "unanswered", "unreadable")
+
+
+@dataclass
+class Exercise:
+    """One checkable exercise.
+
+    kind: "integer" (exact), "number" (relative tolerance ``rel_tol``), or "fraction"
+    (a share such as 0.449, also accepted as "44.9%" or 44.9).
+    """
+
+    id: str
+    expected: Callable[[], float]
+    hint: str
+    kind: str = "number"
+    rel_tol: float = 0.01
+    abs_tol: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Exercise {self.id!r}: kind must be one of {KINDS}, not {self.kind!r}.")
+        if not callable(self.expected):
+            raise TypeError(f"Exercise {self.id!r}: expected must be a function that computes the answer "
+                            f"(e.g. lambda: count_parameters(vgg('D'))), not a typed-in value.")
+
+
+class AnswerFormatError(ValueError):
+    pass
+
+
+_REGISTRY = {}
+
+
+def register(*exercises):
+    for exercise in exercises:
+        _REGISTRY[exercise.id] = exercise
+    return exercises
+
+
+def _load_all():
+    from . import exercises
+
+    for module in pkgutil.iter_modules(exercises.__path__):
+        importlib.import_module(f"{exercises.__name__}.{module.name}")
+
+
+def exercise_ids():
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_exercise(exercise_id):
+    _load_all()
+    if exercise_id not in _REGISTRY:
+        raise KeyError(f"No exercise {exercise_id!r}. Known exercises: {', '.join(sorted(_REGISTRY))}.")
+    return _REGISTRY[exercise_id]
+
+
+@dataclass
+class Answer:
+    """A student's answer read as a number.
+
+    resolution: for a rounded string such as "138.4M", half a unit of its last digit (50,000);
+    None when the answer is exact (a Python number, "138,357,544", "27/49").
+    """
+
+    value: float
+    percent: bool = False
+    resolution: Optional[float] = None
+    significant_figures: Optional[int] = None
+
+
+_SUFFIXES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mio": 1e6,
+             "g": 1e9, "b": 1e9, "billion": 1e9, "bn": 1e9}
+_DECIMAL = re.compile(r"(?P<sign>[-+]?)(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:e(?P<exp>[-+]?\d+))?")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d*)?")
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+              ast.Div: operator.truediv, ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def _arithmetic(node):
+    """Evaluate numbers, + - * / ** and brackets; nothing else (no names, no calls)."""
+    if isinstance(node, ast.Expression):
+        return _arithmetic(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left, right = _arithmetic(node.left), _arithmetic(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+            raise AnswerFormatError("That power is too large to be an answer here.")
+        return _OPERATORS[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_arithmetic(node.operand))
+    raise AnswerFormatError("only numbers and + - * / ** ( ) are understood")
+
+
+def _read_string(answer):
+    text = answer.strip().lower().replace("_", "").replace("\u2009", "").replace("\u00a0", "")
+    text = text.replace("\u2212", "-").replace("\u00d7", "*")  # typographic minus and times
+    percent = text.endswith("%") or text.endswith("percent")
+    text = text.removesuffix("percent").rstrip().rstrip("%").rstrip()
+    words = text.split()
+    scale = 1.0
+    if len(words) == 2 and words[1] in _SUFFIXES:  # "138.4 million"
+        text, scale = words[0], _SUFFIXES[words[1]]
+    text = text.replace(" ", "")
+    if "," in text:
+        if not _THOUSANDS.fullmatch(text):
+            raise AnswerFormatError(f"Could not read {answer!r}: commas may only separate thousands "
+                                    f"(138,357,544); write decimals with a point (0.449).")
+        text = text.replace(",", "")
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if scale == 1.0 and text.endswith(suffix) and _DECIMAL.fullmatch(text[:-len(suffix)] or "x"):
+            text, scale = text[:-len(suffix)], _SUFFIXES[suffix]
+            break
+    decimal = _DECIMAL.fullmatch(text)
+    if decimal and (decimal["int"] or decimal["frac"]):
+        if scale == 1.0 and "." not in text and decimal["exp"] is None:  # "138357544": exact
+            return Answer(int(text), percent)
+        digits = (decimal["int"] or "") + (decimal["frac"] or "")
+        exponent = int(decimal["exp"] or 0) - len(decimal["frac"] or "")
+        try:
+            value, resolution = float(text) * scale, 0.5 * 10.0 ** exponent * scale
+        except OverflowError:
+            raise AnswerFormatError(f"{answer!r} is too large to be an answer here.") from None
+        return Answer(value, percent, resolution, len(digits.lstrip("0")) or 1)
+    try:
+        value = _arithmetic(ast.parse(text, mode="eval"))
+        value = value * scale if scale != 1.0 else value
+        float(value)  # OverflowError for an absurdly large integer
+        return Answer(value, percent)
+    except (SyntaxError, AnswerFormatError, ZeroDivisionError, OverflowError, ValueError) as error:
+        detail = f" ({error})" if isinstance(error, (AnswerFormatError, ZeroDivisionError)) else ""
+        raise AnswerFormatError(f"Could not read {answer!r} as a number{detail}; try e.g. 27, "
+                                f"'138,357,544', '1.2M', '44.9%' or '27/49'.") from None
+
+
+def read_answer(answer):
+    """Read ``answer`` (a number, a one-element tensor or array, or a string) as an ``Answer``."""
+    if answer is None or answer is Ellipsis:
+        raise AnswerFormatError("No answer yet.")
+    if isinstance(answer, bool):
+        raise AnswerFormatError("Answer with a number, not True/False.")
+    if hasattr(answer, "item") and not isinstance(answer, (int, float, str)):  # tensor, numpy scalar
+        try:
+            answer = answer.item()
+        except (ValueError, RuntimeError):
+            raise AnswerFormatError("Answer with a single number, not a tensor or array of several.") from None
+    if isinstance(answer, str):
+        result = _read_string(answer)
+    else:
+        try:
+            result = Answer(answer if isinstance(answer, int) else float(answer))
+        except (TypeError, ValueError):
+            raise AnswerFormatError(f"Answer with a number or a string like '44.9%', "
+                                    f"not a {type(answer).__name__}.") from None
+    if not math.isfinite(result.value):
+        raise AnswerFormatError("That is not a finite number.")
+    return result
+
+
+def parse_number(answer):
+    """Turn 138357544, "138,357,544", "138.4M", "44.9%" or "2 ** 5" style input into
+    (value, was_percent). Raises AnswerFormatError for anything else."""
+    result = read_answer(answer)
+    return float(result.value), result.percent
+
+
+class NotPreciseEnough(AnswerFormatError):
+    pass
+
+
+def is_correct(exercise, answer):
+    """True when ``answer`` matches ``exercise``; AnswerFormatError when it cannot be judged."""
+    result = read_answer(answer)
+    value, expected = result.value, float(exercise.expected())
+    if exercise.kind == "fraction":
+        candidates = [value / 100] if result.percent or abs(value) > 1 else [value]
+        return any(math.isclose(c, expected, rel_tol=exercise.rel_tol, abs_tol=exercise.abs_tol)
+                   for c in candidates)
+    if result.percent:
+        value /= 100
+    if exercise.kind == "integer":
+        if value == round(value) and int(round(value)) == round(expected):
+            return True
+        if result.resolution is None:
+            return False
+        if result.significant_figures < 3:  # said whatever the value, so it tells nothing
+            raise NotPreciseEnough("Give at least three significant figures (for example '12.3M'), "
+                                   "or the exact number.")
+        return abs(value - round(expected)) <= result.resolution * (1 + 1e-9)
+    return math.isclose(value, expected, rel_tol=exercise.rel_tol, abs_tol=exercise.abs_tol)
+
+
+def feedback(exercise_id, status, detail=""):
+    """The line a student sees. It is built from the status and the hint only, never the answer."""
+    if status == "correct":
+        return f"✅ {exercise_id}: correct."
+    if status == "unanswered":
+        return f"✏️ {exercise_id}: no answer yet. Replace None with your answer and run this cell again."
+    if status == "unreadable":
+        return f"⚠️ {exercise_id}: {detail}"
+    return f"❌ {exercise_id}: not yet. Hint: {get_exercise(exercise_id).hint}"
+
+
+def _log(exercise_id, status):
+    path = os.environ.get("VGG_CHECK_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"exercise": exercise_id, "status": status}) + "\n")
+
+
+def grade(exercise_id, answer):
+    """(status, detail) for ``answer``: status is one of STATUSES."""
+    exercise = get_exercise(exercise_id)
+    if answer is None or answer is Ellipsis:
+        return "unanswered", ""
+    try:
+        return ("correct" if is_correct(exercise, answer) else "wrong"), ""
+    except AnswerFormatError as error:
+        return "unreadable", str(error)
+
+
+def check(exercise_id, answer, quiet=False):
+    """Check ``answer`` for exercise ``exercise_id``; prints feedback and returns True/False.
+
+    Never raises for a student's answer (None, text, a tensor...): only an unknown exercise id
+    raises KeyError, since that is a mistake in the notebook rather than in the answer.
+    """
+    status, detail = grade(exercise_id, answer)
+    _log(exercise_id, status)
+    if not quiet:
+        print(feedback(exercise_id, status, detail))
+    return status == "correct"
