@@ -6,7 +6,6 @@ ifneq ($(wildcard $(SAMPLE)),)
 export VGG_CIFAR10_NPZ ?= $(SAMPLE)
 endif
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: install book test notebooks
 
