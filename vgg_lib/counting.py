@@ -23,7 +23,8 @@ from math import prod
 
 import torch
 
-from .shape_trace import trace_shapes
+from .model import vgg
+from .shape_trace import format_shape, trace_shapes
 
 
 def count_parameters(model, trainable_only=False):
@@ -214,8 +215,6 @@ def costs_from_trace(model, trace):
 
 def meta_model(config, **options):
     """A VGG built on the meta device: real shapes and parameter counts, no memory, no init time."""
-    from .model import vgg
-
     with torch.device("meta"):
         return vgg(config, init_weights=False, **options)
 
@@ -248,8 +247,6 @@ def text_table(header, rows, align=None):
 
 def layer_table(trace, kinds=None, batch_size=1):
     """Per-layer rows: name, output shape, parameters, multiply-adds, output size, saved for training."""
-    from .shape_trace import format_shape
-
     saved = saved_for_backward(trace, batch_size)
     rows = []
     for layer in trace:
