@@ -4,7 +4,7 @@ Each chapter's exercises live in ``vgg_lib/exercises/<chapter>.py`` as ``Exercis
 whose expected value is *computed* (by ``vgg_lib`` itself), not typed in. In a notebook::
 
     from vgg_lib.checks import check
-    check("receptive-field/three-3x3", 7)
+    check("receptive-field/three-3x3", answer)
 
 Conventions the student copies and the grader rely on (book/instructors.md has the details):
 
@@ -14,9 +14,9 @@ Conventions the student copies and the grader rely on (book/instructors.md has t
 * The solution cell (inside ``{solution-start}``...``{solution-end}``) sets ``answer`` to the right
   value and calls ``check`` again, so the stored notebook shows a ✅.
 * Answers may be ints, floats, tensors or numpy scalars with one element, or strings such as
-  ``"138,357,544"``, ``"138.4M"``, ``"44.9%"``, ``"27/49"`` or ``"3*3*64*64"``. For an
-  ``integer`` exercise a rounded string ("138.4M", "1.38e8") counts when it has at least three
-  significant figures and the exact count rounds to it.
+  ``"1,234,567"``, ``"1.23M"``, ``"12.5%"``, ``"3/8"`` or ``"3*3*64*64"``. For an ``integer``
+  exercise a rounded string ("1.23M", "1.23e6") counts when it has at least three significant
+  figures and the exact count rounds to it.
 * When the environment variable ``VGG_CHECK_LOG`` names a file, every call appends one JSON line
   ``{"exercise": id, "status": "correct"|"wrong"|"unanswered"|"unreadable"}`` to it. The grader
   (``python -m vgg_lib.teaching.grade``) sets it; the line never holds the expected value.
@@ -42,7 +42,7 @@ class Exercise:
     """One checkable exercise.
 
     kind: "integer" (exact), "number" (relative tolerance ``rel_tol``), or "fraction"
-    (a share such as 0.449, also accepted as "44.9%" or 44.9).
+    (a share such as 0.125, also accepted as "12.5%" or 12.5).
     """
 
     id: str
@@ -65,12 +65,22 @@ class AnswerFormatError(ValueError):
 
 
 _REGISTRY = {}
+_EXPECTED = {}  # computed answers, by exercise id: building a VGG-16 for every check is slow
 
 
 def register(*exercises):
     for exercise in exercises:
         _REGISTRY[exercise.id] = exercise
+        _EXPECTED.pop(exercise.id, None)
     return exercises
+
+
+def _expected(exercise):
+    if _REGISTRY.get(exercise.id) is not exercise:  # not registered: nothing to cache it under
+        return float(exercise.expected())
+    if exercise.id not in _EXPECTED:
+        _EXPECTED[exercise.id] = float(exercise.expected())
+    return _EXPECTED[exercise.id]
 
 
 def _load_all():
@@ -96,8 +106,8 @@ def get_exercise(exercise_id):
 class Answer:
     """A student's answer read as a number.
 
-    resolution: for a rounded string such as "138.4M", half a unit of its last digit (50,000);
-    None when the answer is exact (a Python number, "138,357,544", "27/49").
+    resolution: for a rounded string such as "1.23M", half a unit of its last digit (5,000);
+    None when the answer is exact (a Python number, "1,234,567", "3/8").
     """
 
     value: float
@@ -109,7 +119,7 @@ class Answer:
 _SUFFIXES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mio": 1e6,
              "g": 1e9, "b": 1e9, "billion": 1e9, "bn": 1e9}
 _DECIMAL = re.compile(r"(?P<sign>[-+]?)(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:e(?P<exp>[-+]?\d+))?")
-_THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d*)?")
+_THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d*)?")
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
               ast.Div: operator.truediv, ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
 
@@ -137,13 +147,13 @@ def _read_string(answer):
     text = text.removesuffix("percent").rstrip().rstrip("%").rstrip()
     words = text.split()
     scale = 1.0
-    if len(words) == 2 and words[1] in _SUFFIXES:  # "138.4 million"
+    if len(words) == 2 and words[1] in _SUFFIXES:  # "1.23 million"
         text, scale = words[0], _SUFFIXES[words[1]]
     text = text.replace(" ", "")
     if "," in text:
         if not _THOUSANDS.fullmatch(text):
             raise AnswerFormatError(f"Could not read {answer!r}: commas may only separate thousands "
-                                    f"(138,357,544); write decimals with a point (0.449).")
+                                    f"(1,234,567); write decimals with a point (0.125).")
         text = text.replace(",", "")
     for suffix in sorted(_SUFFIXES, key=len, reverse=True):
         if scale == 1.0 and text.endswith(suffix) and _DECIMAL.fullmatch(text[:-len(suffix)] or "x"):
@@ -151,7 +161,7 @@ def _read_string(answer):
             break
     decimal = _DECIMAL.fullmatch(text)
     if decimal and (decimal["int"] or decimal["frac"]):
-        if scale == 1.0 and "." not in text and decimal["exp"] is None:  # "138357544": exact
+        if scale == 1.0 and "." not in text and decimal["exp"] is None:  # "1234567": exact
             return Answer(int(text), percent)
         digits = (decimal["int"] or "") + (decimal["frac"] or "")
         exponent = int(decimal["exp"] or 0) - len(decimal["frac"] or "")
@@ -168,11 +178,14 @@ def _read_string(answer):
     except (SyntaxError, AnswerFormatError, ZeroDivisionError, OverflowError, ValueError) as error:
         detail = f" ({error})" if isinstance(error, (AnswerFormatError, ZeroDivisionError)) else ""
         raise AnswerFormatError(f"Could not read {answer!r} as a number{detail}; try e.g. 27, "
-                                f"'138,357,544', '1.2M', '44.9%' or '27/49'.") from None
+                                f"'1,234,567', '1.2M', '12.5%' or '3/8'.") from None
 
 
 def read_answer(answer):
-    """Read ``answer`` (a number, a one-element tensor or array, or a string) as an ``Answer``."""
+    """Read ``answer`` (a number, a one-element tensor or array, or a string) as an ``Answer``.
+
+    The examples in its error messages are fixed strings; tests/test_checks.py makes sure that no
+    exercise's answer is among them."""
     if answer is None or answer is Ellipsis:
         raise AnswerFormatError("No answer yet.")
     if isinstance(answer, bool):
@@ -188,7 +201,7 @@ def read_answer(answer):
         try:
             result = Answer(answer if isinstance(answer, int) else float(answer))
         except (TypeError, ValueError):
-            raise AnswerFormatError(f"Answer with a number or a string like '44.9%', "
+            raise AnswerFormatError(f"Answer with a number or a string like '12.5%', "
                                     f"not a {type(answer).__name__}.") from None
     if not math.isfinite(result.value):
         raise AnswerFormatError("That is not a finite number.")
@@ -196,7 +209,7 @@ def read_answer(answer):
 
 
 def parse_number(answer):
-    """Turn 138357544, "138,357,544", "138.4M", "44.9%" or "2 ** 5" style input into
+    """Turn 1234567, "1,234,567", "1.23M", "12.5%" or "2 ** 5" style input into
     (value, was_percent). Raises AnswerFormatError for anything else."""
     result = read_answer(answer)
     return float(result.value), result.percent
@@ -209,7 +222,7 @@ class NotPreciseEnough(AnswerFormatError):
 def is_correct(exercise, answer):
     """True when ``answer`` matches ``exercise``; AnswerFormatError when it cannot be judged."""
     result = read_answer(answer)
-    value, expected = result.value, float(exercise.expected())
+    value, expected = result.value, _expected(exercise)
     if exercise.kind == "fraction":
         candidates = [value / 100] if result.percent or abs(value) > 1 else [value]
         return any(math.isclose(c, expected, rel_tol=exercise.rel_tol, abs_tol=exercise.abs_tol)

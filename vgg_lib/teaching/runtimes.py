@@ -1,0 +1,99 @@
+"""How long each chapter takes to run, read from the notebooks' stored execution metadata.
+
+    python -m vgg_lib.teaching.runtimes --markdown
+
+``make notebooks`` executes a chapter with nbclient, which stamps every code cell with when it
+started and finished (``metadata.execution``). The span from the first cell's start to the last
+cell's reply is the chapter's run time on the machine that stored it (without the kernel's start).
+Times are shown in coarse bands so the page does not change with every re-run.
+"""
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+
+BANDS = [(60, "under 1 min"), (120, "1–2 min"), (180, "2–3 min"), (300, "3–5 min"), (600, "5–10 min"),
+         (1200, "10–20 min")]
+
+
+def _time(stamp):
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def measured_seconds(nb):
+    """Seconds from the first code cell's start to the last one's reply; None if not recorded
+    for every code cell (a notebook never executed, or executed by hand in pieces)."""
+    starts, ends = [], []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        execution = cell.metadata.get("execution", {})
+        start = execution.get("iopub.status.busy") or execution.get("iopub.execute_input")
+        end = execution.get("shell.execute_reply")
+        if not (start and end):
+            return None
+        starts.append(_time(start))
+        ends.append(_time(end))
+    if not starts:
+        return None
+    return (max(ends) - min(starts)).total_seconds()
+
+
+def band(seconds):
+    if seconds is None:
+        return "not measured"
+    for limit, label in BANDS:
+        if seconds < limit:
+            return label
+    return f"over {BANDS[-1][0] // 60} min"
+
+
+def trains(nb):
+    """Whether a chapter trains a network (calls vgg_lib's fit)."""
+    return any(cell.cell_type == "code" and "fit(" in cell.source for cell in nb.cells)
+
+
+def gpu_estimate():
+    """The training profile's own estimate of one full-profile training run on a Colab T4."""
+    from ..profiles import format_seconds, make_profile
+
+    return f"~{format_seconds(make_profile('full', 'cpu').expected_seconds_t4)} per training run (estimate)"
+
+
+def markdown(notebooks, root):
+    lines = ["| Chapter | Code cells | CPU, quick profile (measured) | Colab T4, full profile |",
+             "| --- | --- | --- | --- |"]
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        doc = "/" + Path(path).resolve().relative_to(Path(root).resolve()).with_suffix("").as_posix()
+        code = sum(cell.cell_type == "code" for cell in nb.cells)
+        gpu = gpu_estimate() if trains(nb) else "no training"
+        lines.append(f"| {{doc}}`{doc}` | {code} | {band(measured_seconds(nb))} | {gpu} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    from .colab import find_root
+    from .exercises import toc_notebooks
+
+    parser = argparse.ArgumentParser(prog="python -m vgg_lib.teaching.runtimes", description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="notebooks (default: the chapters in _toc.yml)")
+    parser.add_argument("--markdown", action="store_true", help="print the table for book/instructors.md")
+    parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
+    args = parser.parse_args(argv)
+    root = find_root(args.root)
+    notebooks = [Path(p) for p in args.notebooks] or toc_notebooks(root)
+    if args.markdown:
+        print(markdown(notebooks, root), end="")
+        return 0
+    for path in notebooks:
+        seconds = measured_seconds(nbformat.read(path, as_version=4))
+        print(f"{path.name:<32} {'not measured' if seconds is None else f'{seconds:.0f} s'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
