@@ -1,0 +1,271 @@
+"""How fast is the book's training loop? One run on one machine, side by side with plain PyTorch.
+
+Measures, on the same model and batch size:
+
+1. augmentation alone: our batched crop/flip/normalise on the device vs torchvision's PIL
+   transforms (RandomCrop, RandomHorizontalFlip, ToTensor, Normalize) behind a DataLoader;
+2. whole training steps: ``vgg_lib.fit`` vs a plain PyTorch loop fed by that DataLoader;
+3. the effective training GFLOP/s of our loop vs a large matrix multiplication's GFLOP/s.
+
+    python benchmarks/training_speed.py                 # short default run (under 2 minutes)
+    python benchmarks/training_speed.py --steps 100     # longer, steadier numbers
+    python benchmarks/training_speed.py --profile full  # the full profile's model
+
+Every line reports images per second of wall-clock time and images per CPU-second (all threads
+and DataLoader worker processes together; Linux only, else "n/a"). On a machine shared with other
+jobs the wall-clock figures drop, sometimes by a lot: PyTorch's OpenMP threads wait for each other
+at every parallel operation, and a busy core makes them wait long. The CPU-second figures barely
+move under load, so compare those there, ideally with ``--threads 1``.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+from vgg_lib.augment import random_crop_flip
+from vgg_lib.data import CIFAR10Data, DataError, load_cifar10
+from vgg_lib.profiles import get_profile, train_flop_per_image
+from vgg_lib.reproducibility import seed_everything
+from vgg_lib.train import fit, resolve_precision
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="quick", choices=("quick", "full"))
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
+    parser.add_argument("--steps", type=int, default=12, help="timed training steps per loop")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
+    parser.add_argument("--augment-batches", type=int, default=20,
+                        help="batches for the augmentation-only comparison")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline")
+    parser.add_argument("--matmul-size", type=int, default=None,
+                        help="n of the n x n matmul (default 2048 on CPU, 8192 on GPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in this process (default: torch's choice)")
+    return parser.parse_args(argv)
+
+
+class Clock:
+    """Wall-clock and CPU seconds of this process plus the given worker processes."""
+
+    def __init__(self, pids=()):
+        self.pids = list(pids)
+
+    def cpu(self):
+        total = time.process_time()
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                return float("nan")
+        return total
+
+    def __enter__(self):
+        self.wall0, self.cpu0 = time.perf_counter(), self.cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall0
+        self.seconds_cpu = self.cpu() - self.cpu0
+        return False
+
+
+def rates(images, clock):
+    """(images per wall-clock second, images per CPU-second)."""
+    return images / clock.wall, images / clock.seconds_cpu if clock.seconds_cpu > 0 else float("nan")
+
+
+def line(label, pair, width=44):
+    wall, cpu = pair
+    cpu = f"{cpu:12,.0f}" if cpu == cpu else f"{'n/a':>12}"
+    return f"  {label:<{width}}{wall:12,.0f}{cpu}"
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def get_data(device):
+    try:
+        return load_cifar10(device=device)
+    except DataError as error:
+        print(f"(no CIFAR-10 here, using random images instead: {str(error)[:80]}...)")
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (10_000, 3, 32, 32), dtype=torch.uint8, generator=generator)
+        y = torch.randint(0, 10, (10_000,), generator=generator)
+        return CIFAR10Data(x.to(device), y.to(device), x[:2000].to(device), y[:2000].to(device),
+                           [str(i) for i in range(10)], "random", (0.5,) * 3, (0.25,) * 3)
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """What torchvision.datasets.CIFAR10 does per item: HWC uint8 array -> PIL image -> transform."""
+
+    def __init__(self, images_hwc, labels, transform):
+        self.images, self.labels, self.transform = images_hwc, labels, transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
+
+
+def pil_loader(data, batch_size, workers):
+    import torchvision.transforms as T
+
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                           T.Normalize(data.mean, data.std)])
+    dataset = ArrayDataset(data.x_train.permute(0, 2, 3, 1).cpu().numpy(),
+                           data.y_train.cpu().numpy(), transform)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                                       num_workers=workers, drop_last=True,
+                                       persistent_workers=workers > 0,
+                                       pin_memory=data.device.type == "cuda")
+
+
+def worker_pids(iterator):
+    return [w.pid for w in getattr(iterator, "_workers", [])]
+
+
+def time_pil_batches(loader, batches, device):
+    """Images per second delivered by the DataLoader (after its workers have started)."""
+    iterator = iter(loader)
+    next(iterator)  # worker start-up is not counted
+    images = 0
+    with Clock(worker_pids(iterator)) as clock:
+        for _ in range(batches):
+            x, _ = next(iterator)
+            x = x.to(device, non_blocking=True)
+            images += len(x)
+        sync(device)
+    return rates(images, clock)
+
+
+def time_our_augmentation(data, batch_size, batches, channels_last):
+    generator = torch.Generator().manual_seed(0)
+    n = len(data.x_train)
+    random_crop_flip(data.x_train[:batch_size], generator=generator)
+    sync(data.device)
+    with Clock() as clock:
+        for _ in range(batches):
+            index = torch.randint(0, n, (batch_size,), generator=generator).to(data.device)
+            x = data.normalize(random_crop_flip(data.x_train[index], generator=generator),
+                               channels_last=channels_last)
+        sync(data.device)
+    return rates(batches * batch_size, clock)
+
+
+def time_baseline_loop(profile, loader, steps, warmup, device):
+    """A plain PyTorch loop: DataLoader batches, fp32, default memory layout."""
+    seed_everything(0)
+    model = profile.build_model().train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    iterator = iter(loader)
+    clock = Clock(worker_pids(iterator))
+    for i in range(warmup + steps):
+        if i == warmup:
+            sync(device)
+            clock.__enter__()
+        x, y = next(iterator)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    sync(device)
+    clock.__exit__()
+    return rates(steps * loader.batch_size, clock)
+
+
+def time_our_loop(profile, data, batch_size, steps, warmup):
+    seed_everything(0)
+    model = profile.build_model()
+    settings = dict(profile.fit_kwargs(), batch_size=batch_size, epochs=1, progress=False,
+                    eval_every_epoch=False)
+    fit(model, data, max_steps=warmup, **settings)  # warm-up (oneDNN/cuDNN set-up, allocator)
+    with Clock() as clock:
+        fit(model, data, max_steps=steps, **settings)
+        sync(data.device)
+    return rates(steps * batch_size, clock)
+
+
+def matmul_gflops(device, n, repeats=5):
+    """(GFLOP per wall-clock second, GFLOP per CPU-second) of an n x n fp32 matmul, best of 5."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    sync(device)
+    best_wall = best_cpu = float("inf")
+    for _ in range(repeats):
+        with Clock() as clock:
+            a @ b
+            sync(device)
+        best_wall, best_cpu = min(best_wall, clock.wall), min(best_cpu, clock.seconds_cpu)
+    return 2 * n ** 3 / best_wall / 1e9, 2 * n ** 3 / best_cpu / 1e9
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profile = get_profile(args.profile)
+    device = profile.device
+    batch_size = args.batch_size or profile.batch_size
+    precision = resolve_precision("auto", device)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads, device {device}, "
+          f"precision {precision}")
+    print(f"model: {profile}")
+    data = get_data(device)
+    print(f"data: {data}")
+    print(f"batch size {batch_size}, {args.steps} timed steps after {args.warmup} warm-up steps\n")
+
+    loader = pil_loader(data, batch_size, args.workers)
+    ours_aug = time_our_augmentation(data, batch_size, args.augment_batches, channels_last=True)
+    pil_aug = time_pil_batches(loader, args.augment_batches, device)
+    header = f"  {'':<44}{'per second':>12}{'per CPU-s':>12}"
+    print("augmentation only (crop + flip + normalise), images:")
+    print(header)
+    print(line(f"batched on {device.type} (vgg_lib.augment)", ours_aug))
+    print(line(f"PIL + DataLoader, {args.workers} workers", pil_aug))
+    ratio = [a / b for a, b in zip(ours_aug, pil_aug)]
+    print(f"  {'ratio (x)':<44}{ratio[0]:12,.1f}{ratio[1]:12,.1f}\n")
+
+    baseline = time_baseline_loop(profile, loader, args.steps, args.warmup, device)
+    ours = time_our_loop(profile, data, batch_size, args.steps, args.warmup)
+    print("whole training steps (forward, backward, SGD), images:")
+    print(header)
+    print(line("plain PyTorch + DataLoader (fp32, NCHW)", baseline))
+    print(line(f"vgg_lib.fit ({precision}, channels_last)", ours))
+    ratio = [a / b for a, b in zip(ours, baseline)]
+    print(f"  {'ratio (x)':<44}{ratio[0]:12,.2f}{ratio[1]:12,.2f}\n")
+
+    flop = train_flop_per_image(profile.config, profile.batch_norm, profile.width, profile.head)
+    n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
+    matmul = matmul_gflops(device, n)
+    effective = [rate * flop / 1e9 for rate in ours]
+    print(f"compute: {flop / 1e6:,.1f} MFLOP to train on one image (6 x multiply-adds), GFLOP:")
+    print(header)
+    print(f"  {'our loop, effective':<44}{effective[0]:12,.1f}{effective[1]:12,.1f}")
+    print(f"  {f'{n}x{n} fp32 matmul':<44}{matmul[0]:12,.1f}{matmul[1]:12,.1f}")
+    print(f"  {'share of the matmul rate':<44}{effective[0] / matmul[0]:12,.1%}"
+          f"{effective[1] / matmul[1]:12,.1%}")
+    return dict(augment_ours=ours_aug, augment_pil=pil_aug, loop_ours=ours, loop_baseline=baseline,
+                effective_gflops=effective, matmul_gflops=matmul)
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)

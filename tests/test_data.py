@@ -1,0 +1,173 @@
+"""Where CIFAR-10 comes from, what it looks like on the device, and the errors when it is absent."""
+
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from vgg_lib import data as data_module
+from vgg_lib.data import DataError, balanced_subset, load_cifar10
+
+
+def fake_arrays(n_train=60, n_test=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "x_train": rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),
+        "y_train": (np.arange(n_train) % 10).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
+        "y_test": (np.arange(n_test) % 10).astype(np.uint8),
+        "classes": np.array(data_module.CLASSES),
+    }
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """Point VGG_CIFAR10_NPZ at a small synthetic file; return (path, arrays)."""
+    arrays = fake_arrays()
+    path = tmp_path / "sample.npz"
+    np.savez(path, **arrays)
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(path))
+    return path, arrays
+
+
+@pytest.fixture
+def online(tmp_path, monkeypatch):
+    """No offline sample; the data folder is empty."""
+    monkeypatch.delenv("VGG_CIFAR10_NPZ", raising=False)
+    monkeypatch.setenv("VGG_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+class FakeCIFAR10:
+    """Stands in for torchvision.datasets.CIFAR10 (same constructor, same attributes)."""
+
+    calls = []
+    arrays = fake_arrays(seed=3)
+
+    def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
+        FakeCIFAR10.calls.append((root, train, download))
+        split = "train" if train else "test"
+        self.data = self.arrays[f"x_{split}"]
+        self.targets = [int(v) for v in self.arrays[f"y_{split}"]]
+        self.classes = list(data_module.CLASSES)
+
+
+class OfflineCIFAR10:
+    def __init__(self, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+
+def test_offline_sample_becomes_device_tensors(offline):
+    path, arrays = offline
+    data = load_cifar10(device="cpu")
+    assert data.x_train.shape == (60, 3, 32, 32) and data.x_train.dtype == torch.uint8
+    assert data.y_train.shape == (60,) and data.y_train.dtype == torch.int64
+    assert data.x_test.shape == (20, 3, 32, 32) and data.y_test.dtype == torch.int64
+    # HWC -> CHW without scrambling pixels
+    assert torch.equal(data.x_train[5].permute(1, 2, 0), torch.from_numpy(arrays["x_train"][5]))
+    assert data.classes == list(data_module.CLASSES)
+    assert data.source == f"offline sample {path}"
+    pixels = arrays["x_train"].reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(data.mean, pixels.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(data.std, pixels.std(0), rtol=1e-9)
+    assert data.device == torch.device("cpu")
+
+
+def test_normalized_training_images_have_zero_mean_unit_std(offline):
+    data = load_cifar10(device="cpu")
+    x = data.normalize(data.x_train).double()
+    torch.testing.assert_close(x.mean((0, 2, 3)), torch.zeros(3, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std((0, 2, 3), correction=0), torch.ones(3, dtype=torch.float64),
+                               atol=1e-5, rtol=0)
+
+
+def test_subsets_are_class_balanced_and_seeded(offline):
+    data = load_cifar10(device="cpu", train_subset=30, test_subset=10, seed=1)
+    assert torch.bincount(data.y_train, minlength=10).tolist() == [3] * 10
+    assert torch.bincount(data.y_test, minlength=10).tolist() == [1] * 10
+    again = load_cifar10(device="cpu", train_subset=30, test_subset=10, seed=1)
+    other = load_cifar10(device="cpu", train_subset=30, test_subset=10, seed=2)
+    assert torch.equal(data.x_train, again.x_train)
+    assert not torch.equal(data.x_train, other.x_train)
+
+
+def test_balanced_subset_uneven_request():
+    labels = np.repeat(np.arange(10), 7)
+    chosen = balanced_subset(labels, 25, seed=0)
+    counts = np.bincount(labels[chosen], minlength=10)
+    assert len(set(chosen.tolist())) == 25 and counts.max() - counts.min() <= 1
+
+
+def test_download_path_converts_once_and_caches(online, monkeypatch):
+    FakeCIFAR10.calls = []
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    data = load_cifar10(device="cpu")
+    assert [(train, download) for _, train, download in FakeCIFAR10.calls] == [(True, True), (False, True)]
+    assert all(root == str(online) for root, _, _ in FakeCIFAR10.calls)
+    cache = online / "cifar10.npz"
+    assert cache.is_file() and data.source == f"torchvision download (cached in {cache})"
+    assert torch.equal(data.x_test.permute(0, 2, 3, 1), torch.from_numpy(FakeCIFAR10.arrays["x_test"]))
+    assert data.y_train.tolist() == FakeCIFAR10.arrays["y_train"].tolist()
+    assert not [p for p in online.iterdir() if p.name.endswith(".tmp")]
+    # the second time, the cache is read and torchvision is not asked again
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", OfflineCIFAR10)
+    cached = load_cifar10(device="cpu")
+    assert torch.equal(cached.x_train, data.x_train)
+
+
+def test_no_source_gives_one_clear_error(online, monkeypatch):
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", OfflineCIFAR10)
+    with pytest.raises(DataError) as error:
+        load_cifar10(device="cpu")
+    message = str(error.value)
+    for needle in ("VGG_CIFAR10_NPZ", str(online / "cifar10.npz"), "URLError",
+                   "Temporary failure in name resolution", "internet", "cifar10-mini.npz"):
+        assert needle in message
+
+
+def test_env_var_pointing_nowhere(monkeypatch, tmp_path):
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(tmp_path / "nope.npz"))
+    with pytest.raises(DataError, match="no file there"):
+        load_cifar10(device="cpu")
+
+
+def test_failed_cache_write_leaves_no_file(online, monkeypatch):
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+
+    def broken_savez(handle, **arrays):
+        handle.write(b"PK\x03\x04 half a zip")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="No space left"):
+        load_cifar10(device="cpu")
+    assert not (online / "cifar10.npz").exists()
+    assert list(online.iterdir()) == []
+
+
+def test_corrupt_file_is_reported(monkeypatch, tmp_path):
+    path = tmp_path / "broken.npz"
+    np.savez(path, **fake_arrays())
+    path.write_bytes(path.read_bytes()[:5000])  # truncated download
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(path))
+    with pytest.raises(DataError, match="Could not read .*broken.npz"):
+        load_cifar10(device="cpu")
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda a: a.pop("y_test"), "missing array 'y_test'"),
+    (lambda a: a.update(x_train=a["x_train"].transpose(0, 3, 1, 2)), r"x_train has shape \(60, 3, 32, 32\)"),
+    (lambda a: a.update(x_test=a["x_test"].astype(np.float32)), "x_test has dtype float32"),
+    (lambda a: a.update(y_train=a["y_train"] + 5), "labels from 5 to 14"),
+    (lambda a: a.update(y_test=a["y_test"][:7]), "20 images but y_test has 7 labels"),
+])
+def test_malformed_file_is_reported_not_half_used(monkeypatch, tmp_path, change, expected):
+    arrays = fake_arrays()
+    change(arrays)
+    path = tmp_path / "odd.npz"
+    np.savez(path, **arrays)
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(path))
+    with pytest.raises(DataError, match=expected):
+        load_cifar10(device="cpu")

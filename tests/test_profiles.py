@@ -1,0 +1,80 @@
+"""Profiles: which one is picked, what it builds, and that its settings fit fit()."""
+
+import inspect
+
+import pytest
+import torch
+
+from vgg_lib import profiles
+from vgg_lib.configs import CONFIGS
+from vgg_lib.counting import count_parameters
+from vgg_lib.data import load_cifar10
+from vgg_lib.model import vgg
+from vgg_lib.profiles import choose_device, get_profile, train_flop_per_image
+from vgg_lib.train import fit
+
+
+def test_default_follows_the_device_and_env_overrides(monkeypatch):
+    monkeypatch.delenv("VGG_PROFILE", raising=False)
+    assert get_profile(device="cpu").name == "quick"
+    assert get_profile(device="cuda").name == "full"
+    monkeypatch.setenv("VGG_PROFILE", "full")
+    assert get_profile(device="cpu").name == "full"
+    monkeypatch.setenv("VGG_PROFILE", "fast")
+    with pytest.raises(ValueError, match="Unknown profile 'fast'"):
+        get_profile(device="cpu")
+
+
+def test_choose_device_prefers_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert choose_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_device().type in ("mps", "cpu")
+
+
+def test_printed_profile_is_one_line_with_both_times():
+    for name in ("quick", "full"):
+        text = str(get_profile(name, device="cpu"))
+        assert "\n" not in text and f"'{name}'" in text
+        assert "2-core CPU" in text and "Colab T4 (estimate)" in text
+
+
+def test_build_model_matches_vgg():
+    profile = get_profile("quick", device="cpu")
+    model = profile.build_model()
+    reference = vgg(profile.config, batch_norm=profile.batch_norm, num_classes=10,
+                    head=profile.head, width=profile.width)
+    assert count_parameters(model) == count_parameters(reference)
+    assert next(model.parameters()).device == torch.device("cpu")
+    full = get_profile("full", device="cpu")
+    assert (full.config, full.batch_norm, full.width) == ("D", True, 1.0)  # VGG-16-BN, full width
+
+
+def test_profile_settings_are_fit_and_load_arguments():
+    accepted = inspect.signature(fit).parameters
+    for name in ("quick", "full"):
+        profile = get_profile(name, device="cpu")
+        assert set(profile.fit_kwargs()) <= set(accepted)
+        assert set(profile.data_kwargs()) <= set(inspect.signature(load_cifar10).parameters)
+
+
+def test_estimates_scale_with_flops():
+    full = get_profile("full", device="cpu")
+    flop = train_flop_per_image("D", True, 1.0, "compact")
+    # multiply-adds of VGG-16 on a 32x32 image, by hand from the configuration: 3x3 convolutions
+    # keep the size, "M" halves it, the compact head is one 512 -> 10 linear layer
+    macs, size, channels = 0, 32, 3
+    for item in CONFIGS["D"]:
+        if item == "M":
+            size //= 2
+        else:
+            macs += 9 * channels * item * size * size
+            channels = item
+    macs += 512 * 10
+    assert flop == 6 * macs
+    t4, a100 = full.estimated_seconds("t4"), full.estimated_seconds("a100")
+    assert 0 < a100 < t4
+    flop_time = 30 * (50_000 * flop + 10_000 * 2 * flop / 3) / (profiles.EFFECTIVE_TFLOPS["t4"] * 1e12)
+    assert t4 == pytest.approx(flop_time + 30 * (50_000 // 256) * profiles.GPU_SECONDS_PER_STEP_FLOOR)
+    with pytest.raises(ValueError, match="hardware"):
+        full.estimated_seconds("tpu")

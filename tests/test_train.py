@@ -1,0 +1,255 @@
+"""The training loop: learning, seeding, exact resume, divergence, precision choice, schedules."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from vgg_lib import train as train_module
+from vgg_lib.data import CIFAR10Data
+from vgg_lib.history import History
+from vgg_lib.model import vgg
+from vgg_lib.reproducibility import seed_everything
+from vgg_lib.train import evaluate, fit, lr_factor, resolve_precision
+
+
+def colour_data(n_train=96, n_test=40, seed=0):
+    """A task a tiny VGG learns in a few steps: class c brightens colour channel c % 3 in one of
+    three stripes chosen by c // 3 (with noise), so only 9 classes appear."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        labels = torch.arange(n) % 9
+        images = torch.randint(0, 100, (n, 3, 32, 32), generator=generator)
+        for i, c in enumerate(labels.tolist()):
+            rows = slice(10 * (c // 3), 10 * (c // 3) + 10)
+            images[i, c % 3, rows] += 150
+        return images.to(torch.uint8), labels
+
+    x_train, y_train = make(n_train)
+    x_test, y_test = make(n_test)
+    return CIFAR10Data(x_train, y_train, x_test, y_test, classes=[str(i) for i in range(10)],
+                       source="synthetic", mean=(0.3, 0.3, 0.3), std=(0.25, 0.25, 0.25))
+
+
+def tiny_model(seed=0, batch_norm=True, config="A"):
+    seed_everything(seed)
+    return vgg(config, batch_norm=batch_norm, head="compact", width=0.125, num_classes=10)
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread, and much faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SETTINGS = dict(epochs=3, lr=0.05, batch_size=32, label_smoothing=0.1, progress=False,
+                precision="fp32")
+
+
+def test_fit_learns_and_records_history():
+    data = colour_data()
+    model = tiny_model()
+    history = fit(model, data, epochs=6, lr=0.1, batch_size=16, progress=False, precision="fp32",
+                  tta_flip=True)
+    assert len(history.epochs) == 6 and len(history.steps) == 6 * (96 // 16)
+    assert all(math.isfinite(v) for v in history.steps)
+    first, last = history.epochs[0], history.epochs[-1]
+    assert set(first) == {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                          "lr", "seconds", "images_per_second"}
+    assert last["train_loss"] < first["train_loss"]
+    assert history.final_test_accuracy >= 0.5  # chance is 1/9
+    assert history.best_test_accuracy >= history.final_test_accuracy
+    assert not history.diverged and "epoch" in history.status
+    loss, accuracy = evaluate(model, data, tta_flip=True, precision="fp32")
+    assert accuracy == pytest.approx(history.final_test_accuracy)
+    figure = history.plot()
+    assert len(figure.axes) == 2
+    assert History.from_dict(history.to_dict()).to_dict() == history.to_dict()
+
+
+def test_same_seed_same_history_other_seed_other_history():
+    data = colour_data()
+    runs = []
+    for seed in (0, 0, 1):
+        model = tiny_model(seed)
+        runs.append((fit(model, data, seed=seed, **SETTINGS), model))
+    (h0, m0), (h1, m1), (h2, m2) = runs
+    assert h0.steps == h1.steps and same_weights(m0, m1)
+    assert [e["test_loss"] for e in h0.epochs] == [e["test_loss"] for e in h1.epochs]
+    assert h0.steps != h2.steps and not same_weights(m0, m2)
+
+
+@pytest.mark.parametrize("stop_after_steps", [3, 4])  # at an epoch boundary, and mid-epoch
+def test_resume_ends_with_exactly_the_uninterrupted_weights(tmp_path, stop_after_steps):
+    data = colour_data()
+    straight = tiny_model()
+    history = fit(straight, data, checkpoint_path=tmp_path / "straight.pt", **SETTINGS)
+
+    path = tmp_path / "interrupted.pt"
+    first_session = tiny_model()
+    partial = fit(first_session, data, checkpoint_path=path, max_steps=stop_after_steps, **SETTINGS)
+    assert partial.stopped_at_step == stop_after_steps
+
+    # a new session: a model with other weights and other global RNG states
+    second_session = tiny_model(seed=123)
+    torch.manual_seed(999)
+    resumed = fit(second_session, data, checkpoint_path=path, resume=True, **SETTINGS)
+    assert same_weights(straight, second_session)
+    assert resumed.steps == history.steps
+    assert [e["test_accuracy"] for e in resumed.epochs] == [e["test_accuracy"] for e in history.epochs]
+    # the checkpoint holds only plain data
+    torch.load(path, weights_only=True)
+
+
+def test_resume_without_checkpoint_starts_fresh_and_finished_run_returns(tmp_path):
+    data = colour_data()
+    path = tmp_path / "new.pt"
+    model = tiny_model()
+    history = fit(model, data, checkpoint_path=path, resume=True, **SETTINGS)
+    assert len(history.epochs) == 3 and path.is_file()
+    again = tiny_model(seed=5)
+    finished = fit(again, data, checkpoint_path=path, resume=True, **SETTINGS)
+    assert finished.steps == history.steps and same_weights(model, again)
+
+
+def test_resume_with_other_settings_or_model_is_refused(tmp_path):
+    data = colour_data()
+    path = tmp_path / "run.pt"
+    fit(tiny_model(), data, checkpoint_path=path, max_steps=3, **SETTINGS)
+    with pytest.raises(ValueError, match="lr: checkpoint 0.05 vs now 0.2"):
+        fit(tiny_model(), data, checkpoint_path=path, resume=True, **{**SETTINGS, "lr": 0.2})
+    with pytest.raises(ValueError, match="does not fit the model"):
+        fit(tiny_model(config="B"), data, checkpoint_path=path, resume=True, **SETTINGS)
+    with pytest.raises(ValueError, match="needs a checkpoint_path"):
+        fit(tiny_model(), data, resume=True, **SETTINGS)
+
+
+class NaNAfter(nn.Module):
+    """Wraps a model and returns NaN logits from its ``n``-th training-mode call on."""
+
+    def __init__(self, model, n):
+        super().__init__()
+        self.model, self.n, self.calls = model, n, 0
+
+    def forward(self, x):
+        out = self.model(x)
+        if not self.training:
+            return out
+        self.calls += 1
+        return out * float("nan") if self.calls >= self.n else out
+
+
+def test_injected_nan_stops_the_run_at_that_step():
+    data = colour_data()
+    model = NaNAfter(tiny_model(), n=5)
+    history = fit(model, data, **SETTINGS)
+    assert history.diverged and history.diverged_at_step == 5
+    assert history.status == "diverged at step 5" and "diverged at step 5" in str(history)
+    assert len(history.steps) == 5 and math.isnan(history.steps[-1])
+    assert len(history.epochs) == 1  # epoch 1 (3 steps) finished, epoch 2 did not
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step was not taken
+    history.plot()
+
+
+def test_huge_learning_rate_without_batch_norm_diverges():
+    history = fit(tiny_model(batch_norm=False), colour_data(), **{**SETTINGS, "lr": 1e3})
+    assert history.diverged and 1 <= history.diverged_at_step <= 9
+    assert len(history.steps) == history.diverged_at_step
+
+
+def test_step_callback_sees_gradients_before_the_update():
+    data = colour_data()
+    model = tiny_model()
+    seen = []
+
+    def callback(step, callback_model, loss):
+        weight = callback_model.features[0].weight
+        seen.append((step, loss, weight.grad.norm().item(), weight.detach().clone()))
+
+    history = fit(model, data, step_callback=callback, **{**SETTINGS, "epochs": 1})
+    assert [s for s, *_ in seen] == [1, 2, 3]
+    assert [loss for _, loss, *_ in seen] == history.steps
+    assert all(norm > 0 for _, _, norm, _ in seen)
+    assert not torch.equal(seen[0][3], seen[1][3])  # the weights moved between callbacks
+
+
+def test_max_steps_stops_early():
+    history = fit(tiny_model(), colour_data(), max_steps=2, **SETTINGS)
+    assert len(history.steps) == 2 and history.stopped_at_step == 2
+    assert "stopped at step 2" in history.status
+
+
+def test_bf16_autocast_runs_on_cpu():
+    history = fit(tiny_model(), colour_data(n_train=32), **{**SETTINGS, "epochs": 1,
+                                                           "precision": "bf16"})
+    assert all(math.isfinite(v) for v in history.steps)
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch):
+    monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert resolve_precision("auto", "cpu") == "bf16"
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(ValueError, match="choose one of"):
+        resolve_precision("half", "cpu")
+
+
+def test_schedules():
+    total = 100
+    onecycle = [lr_factor(s, total, "onecycle") for s in range(total)]
+    assert onecycle[0] == pytest.approx(0.04) and max(onecycle) == pytest.approx(1.0)
+    assert onecycle.index(max(onecycle)) == 25 and onecycle[-1] == pytest.approx(1 / 75)
+    cosine = [lr_factor(s, total, "cosine") for s in range(total)]
+    assert cosine[4] == pytest.approx(1.0) and cosine[-1] < 0.001
+    assert all(a >= b for a, b in zip(cosine[4:], cosine[5:]))
+    with pytest.raises(ValueError, match="schedule"):
+        lr_factor(0, total, "linear")
+
+
+def test_evaluate_with_flip_averages_logits():
+    data = colour_data()
+    model = tiny_model().eval()
+    with torch.no_grad():
+        x = data.normalize(data.x_test)
+        logits = (model(x) + model(x.flip(3))) / 2
+    loss, accuracy = evaluate(model, data, tta_flip=True, channels_last=False, precision="fp32")
+    assert loss == pytest.approx(nn.functional.cross_entropy(logits, data.y_test).item(), rel=1e-5)
+    assert accuracy == pytest.approx((logits.argmax(1) == data.y_test).float().mean().item())
+
+
+class CentrePixelReader(nn.Module):
+    """Predicts the label written into the centre pixel of each image (value 20 * label + 10)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(()))  # SGD needs a parameter
+        self.mean, self.std = mean[0], std[0]
+
+    def forward(self, x):
+        pixel = (x[:, 0, 16, 16] * self.std + self.mean) * 255
+        label = ((pixel - 10) / 20).round().long().clamp(0, 9)
+        return nn.functional.one_hot(label, 10).float() * 20 + self.unused
+
+
+def test_batches_keep_their_labels_through_indexing_and_augmentation():
+    labels = torch.arange(200) % 10
+    images = (20 * labels + 10).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 32, 32).contiguous()
+    data = CIFAR10Data(images, labels, images[:50], labels[:50], [str(i) for i in range(10)],
+                       "synthetic", mean=(0.4, 0.4, 0.4), std=(0.3, 0.3, 0.3))
+    model = CentrePixelReader(data.mean, data.std)
+    history = fit(model, data, epochs=2, lr=0.1, batch_size=32, progress=False, precision="fp32",
+                  channels_last=False)
+    assert [e["train_accuracy"] for e in history.epochs] == [1.0, 1.0]
+    assert history.final_test_accuracy == 1.0

@@ -1,0 +1,71 @@
+"""CIFAR-10 augmentation for a whole batch at once, on whatever device the batch is on.
+
+The classic recipe (pad 4 pixels with zeros, crop a random 32x32 window, flip half the images
+left-right) is usually done image by image with PIL in DataLoader workers. Here it is one gather:
+for every output pixel we compute which padded-input pixel it comes from, and index all of them
+in one go. The random numbers come from a CPU ``torch.Generator`` (a few bytes per image), so the
+same generator state gives the same augmentation on a CPU and on a GPU, and a checkpoint can
+store that state.
+"""
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+
+def crop_flip_params(batch_size, padding=4, flip=True, generator=None):
+    """Random (top, left) offsets into the padded images, in 0..2*padding, and flip flags."""
+    offsets = torch.randint(0, 2 * padding + 1, (2, batch_size), generator=generator)
+    flips = (torch.randint(0, 2, (batch_size,), generator=generator).bool() if flip
+             else torch.zeros(batch_size, dtype=torch.bool))
+    return offsets[0], offsets[1], flips
+
+
+def apply_crop_flip(images, top, left, flips, padding=4):
+    """Crop each image of the zero-padded batch at (top[i], left[i]) and mirror it if flips[i].
+
+    ``images``: (B, C, H, W) of any dtype; the result has the same shape, dtype and device.
+    """
+    batch, channels, height, width = images.shape
+    device = images.device
+    top, left, flips = top.to(device), left.to(device), flips.to(device)
+    padded = F.pad(images, (padding, padding, padding, padding))
+    padded_height, padded_width = height + 2 * padding, width + 2 * padding
+    rows = top[:, None] + torch.arange(height, device=device)                       # (B, H)
+    columns = torch.arange(width, device=device)
+    columns = torch.where(flips[:, None], width - 1 - columns, columns) + left[:, None]  # (B, W)
+    # position of every output pixel inside its flattened padded image, then one gather
+    pixel = rows[:, :, None] * padded_width + columns[:, None, :]                   # (B, H, W)
+    channel = torch.arange(channels, device=device).view(1, -1, 1, 1) * (padded_height * padded_width)
+    index = (channel + pixel[:, None]).view(batch, -1)
+    return padded.view(batch, -1).gather(1, index).view(batch, channels, height, width)
+
+
+def random_crop_flip(images, padding=4, flip=True, generator=None):
+    """Pad-and-crop plus horizontal flip for a whole (B, C, H, W) batch, on its own device."""
+    top, left, flips = crop_flip_params(len(images), padding, flip, generator)
+    return apply_crop_flip(images, top, left, flips, padding)
+
+
+@lru_cache(maxsize=16)
+def _scale_and_shift(mean, std, device, dtype):
+    mean = torch.tensor(mean, dtype=torch.float64)
+    std = torch.tensor(std, dtype=torch.float64)
+    scale = (1.0 / (255.0 * std)).to(device=device, dtype=dtype).view(1, -1, 1, 1)
+    shift = (-mean / std).to(device=device, dtype=dtype).view(1, -1, 1, 1)
+    return scale, shift
+
+
+def normalize(images, mean, std, channels_last=False, dtype=torch.float32):
+    """uint8 images (0..255) -> ``(x / 255 - mean) / std`` per channel, as ``dtype``.
+
+    ``channels_last=True`` returns the NHWC memory layout that convolutions on GPUs (tensor
+    cores) and on CPUs (oneDNN) run fastest with; the tensor's shape stays (B, C, H, W).
+    """
+    if images.dtype != torch.uint8:
+        raise TypeError(f"normalize expects uint8 images (0..255), got {images.dtype}.")
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    scale, shift = _scale_and_shift(tuple(mean), tuple(std), images.device, dtype)
+    return torch.addcmul(shift, images.to(dtype), scale)

@@ -1,0 +1,42 @@
+"""Checks for the exercises of the chapter "Training VGG on CIFAR-10"."""
+
+import torch
+import torch.nn.functional as F
+
+from ..checks import Exercise, register
+from ..profiles import QUICK, train_flop_per_image
+
+
+def smoothed_loss_floor(smoothing=0.1, classes=10):
+    """The smallest cross-entropy torch's label-smoothed loss can reach: at the logits whose
+    softmax equals the smoothed target distribution."""
+    target = torch.full((1, classes), smoothing / classes, dtype=torch.float64)
+    target[0, 0] += 1 - smoothing
+    return F.cross_entropy(target.log(), torch.tensor([0]), label_smoothing=smoothing).item()
+
+
+def quick_epoch_flop(images=10_000):
+    return images * train_flop_per_image(QUICK["config"], QUICK["batch_norm"], QUICK["width"],
+                                         QUICK["head"])
+
+
+register(
+    Exercise(
+        id="training/smoothing-floor",
+        expected=smoothed_loss_floor,
+        kind="number",
+        rel_tol=0.005,
+        hint="With smoothing 0.1 and 10 classes the target puts 0.91 on the true class and 0.01 on "
+             "each other class. The loss is smallest when the model predicts exactly that "
+             "distribution, and then it equals the distribution's entropy, -sum q log q.",
+    ),
+    Exercise(
+        id="training/epoch-flop",
+        expected=quick_epoch_flop,
+        kind="number",
+        rel_tol=0.02,
+        hint="Take the multiply-adds of one forward pass of the quick profile's model on a 32x32 "
+             "image, count 2 FLOPs per multiply-add and 3 passes' worth for forward + backward, "
+             "then multiply by 10,000 images.",
+    ),
+)

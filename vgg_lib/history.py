@@ -1,0 +1,105 @@
+"""What a training run did, epoch by epoch and step by step, as plain data that plots itself."""
+
+import math
+
+
+class History:
+    """Per-epoch records, per-step training losses and how the run ended.
+
+    ``epochs``: list of dicts with keys epoch, train_loss, train_accuracy, test_loss,
+    test_accuracy (None when not evaluated), lr, seconds, images_per_second.
+    ``steps``: the training loss of every optimiser step (step 1 first).
+    A non-finite loss ends a run: ``diverged`` is True and ``diverged_at_step`` says which step.
+    """
+
+    def __init__(self, config=None):
+        self.config = dict(config or {})
+        self.epochs = []
+        self.steps = []
+        self.diverged = False
+        self.diverged_at_step = None
+        self.stopped_at_step = None  # set when max_steps ended the run early
+
+    # --- summaries ------------------------------------------------------------------------
+    def _test_accuracies(self):
+        return [e["test_accuracy"] for e in self.epochs if e.get("test_accuracy") is not None]
+
+    @property
+    def final_test_accuracy(self):
+        accuracies = self._test_accuracies()
+        return accuracies[-1] if accuracies else None
+
+    @property
+    def best_test_accuracy(self):
+        accuracies = self._test_accuracies()
+        return max(accuracies) if accuracies else None
+
+    @property
+    def status(self):
+        if self.diverged:
+            return f"diverged at step {self.diverged_at_step}"
+        if not self.epochs:
+            return "not started"
+        text = f"{len(self.epochs)} epoch(s)"
+        if self.stopped_at_step is not None:
+            text += f", stopped at step {self.stopped_at_step} (max_steps)"
+        if self.final_test_accuracy is not None:
+            text += f", test accuracy {self.final_test_accuracy:.1%}"
+        return text
+
+    def __str__(self):
+        return f"History({self.status})"
+
+    __repr__ = __str__
+
+    # --- plain data, for checkpoints loaded with weights_only=True ---------------------------
+    def to_dict(self):
+        return {"config": dict(self.config), "epochs": [dict(e) for e in self.epochs],
+                "steps": list(self.steps), "diverged": self.diverged,
+                "diverged_at_step": self.diverged_at_step, "stopped_at_step": self.stopped_at_step}
+
+    @classmethod
+    def from_dict(cls, data):
+        history = cls(data.get("config"))
+        history.epochs = [dict(e) for e in data.get("epochs", [])]
+        history.steps = list(data.get("steps", []))
+        history.diverged = bool(data.get("diverged", False))
+        history.diverged_at_step = data.get("diverged_at_step")
+        history.stopped_at_step = data.get("stopped_at_step")
+        return history
+
+    # --- pictures -------------------------------------------------------------------------
+    def plot(self, title=None):
+        """Loss and accuracy curves, training vs test, as a matplotlib Figure."""
+        import matplotlib.pyplot as plt
+
+        fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+        epochs = [e["epoch"] for e in self.epochs]
+        if self.steps:
+            steps_per_epoch = (self.config.get("steps_per_epoch")
+                               or len(self.steps) / max(len(self.epochs), 1))
+            x = [(i + 1) / steps_per_epoch for i in range(len(self.steps))]
+            finite = [v if math.isfinite(v) else float("nan") for v in self.steps]
+            loss_ax.plot(x, finite, color="tab:blue", alpha=0.25, linewidth=0.8,
+                         label="train (each step)")
+        loss_ax.plot(epochs, [e["train_loss"] for e in self.epochs], "o-", color="tab:blue",
+                     label="train (epoch mean)")
+        acc_ax.plot(epochs, [e["train_accuracy"] for e in self.epochs], "o-", color="tab:blue",
+                    label="train")
+        tested = [e for e in self.epochs if e.get("test_accuracy") is not None]
+        if tested:
+            loss_ax.plot([e["epoch"] for e in tested], [e["test_loss"] for e in tested], "s-",
+                         color="tab:orange", label="test")
+            acc_ax.plot([e["epoch"] for e in tested], [e["test_accuracy"] for e in tested], "s-",
+                        color="tab:orange", label="test")
+        loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+        acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1))
+        for ax in (loss_ax, acc_ax):
+            ax.grid(alpha=0.3)
+            ax.legend()
+        if self.diverged:
+            loss_ax.text(0.5, 0.9, f"diverged at step {self.diverged_at_step}",
+                         transform=loss_ax.transAxes, ha="center", color="tab:red")
+        fig.suptitle(title or self.status)
+        fig.tight_layout()
+        return fig

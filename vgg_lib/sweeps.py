@@ -1,0 +1,170 @@
+"""The same training run repeated over learning rates and seeds, and summarised with its spread.
+
+One seed is an anecdote: two runs that differ only in their seed can end several points apart.
+``train_grid`` trains a fresh model for every (learning rate, seed) pair, ``summarise`` turns the
+runs into mean and standard deviation per learning rate, and ``format_table`` prints them as
+plain, deterministic text.
+"""
+
+import math
+from dataclasses import dataclass
+
+from .diagnostics import TrainingProbe
+from .reproducibility import seed_everything
+from .train import fit
+
+
+@dataclass
+class Run:
+    label: str
+    lr: float
+    seed: int
+    history: object
+    model: object = None
+    probe: object = None
+
+    @property
+    def diverged(self):
+        return self.history.diverged
+
+
+def train_grid(build, data, label, lrs, seeds, probe_steps=None, keep_models=True, log=print,
+               **fit_options):
+    """Train ``build(seed)`` once per learning rate in ``lrs`` and seed in ``seeds``; a list of ``Run``.
+
+    ``build(seed)`` returns a fresh model; it runs right after ``seed_everything(seed)``, so each
+    seed starts from its own initial weights and the same seed always from the same ones (the
+    seed is passed on for builds that need more, e.g. a trained model of the same seed).
+    ``probe_steps``: record activation and gradient statistics (a ``TrainingProbe``) at these
+    steps in the runs of the first seed. ``log`` gets one line per run (``None``: silent).
+    The other keyword arguments go to ``fit`` (``progress`` defaults to False here).
+    """
+    if not lrs or not seeds:
+        raise ValueError("Give at least one learning rate and one seed.")
+    fit_options.setdefault("progress", False)
+    runs = []
+    for lr in lrs:
+        for seed in seeds:
+            seed_everything(seed)
+            model = build(seed)
+            probe = None
+            if probe_steps is not None and seed == seeds[0]:
+                probe = TrainingProbe(model, steps=probe_steps)
+                with probe:
+                    history = fit(model, data, lr=lr, seed=seed, step_callback=probe, **fit_options)
+            else:
+                history = fit(model, data, lr=lr, seed=seed, **fit_options)
+            run = Run(label, lr, seed, history, model if keep_models else None, probe)
+            runs.append(run)
+            if log is not None:
+                log(f"{label:>12}  lr {lr:<6g} seed {seed}:  {history.status}")
+    return runs
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (n - 1 in the denominator; 0 for a single value)."""
+    values = list(values)
+    if not values:
+        return math.nan, math.nan
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def first_step_below(history, threshold, window=8):
+    """The first step at which the mean training loss of the last ``window`` steps is below
+    ``threshold``, or None if that never happened (a run stuck on a plateau, or diverged).
+
+    With ten classes a network that has learned nothing sits at a loss of ln 10 = 2.30; the step
+    at which the loss leaves that plateau measures how long training stalled.
+    """
+    losses = history.steps
+    total = 0.0
+    for step, loss in enumerate(losses, start=1):
+        if not math.isfinite(loss):
+            return None
+        total += loss - (losses[step - 1 - window] if step > window else 0.0)
+        if total / min(step, window) < threshold:
+            return step
+    return None
+
+
+@dataclass
+class Summary:
+    label: str
+    lr: float
+    runs: int
+    diverged: int
+    final: list
+    best: list
+    below: list = None  # first_step_below of every run (None: never), when asked for
+    loss_below: float = None
+    window: int = 8
+
+    @property
+    def final_mean_std(self):
+        return mean_std(self.final)
+
+    @property
+    def best_mean_std(self):
+        return mean_std(self.best)
+
+
+def summarise(runs, loss_below=None, window=8):
+    """One ``Summary`` per (label, learning rate), in the order the runs came.
+
+    Accuracies are taken from the runs that did not diverge; ``diverged`` counts the others.
+    ``loss_below``: also record, for every run, ``first_step_below(history, loss_below, window)``.
+    """
+    groups = {}
+    for run in runs:
+        groups.setdefault((run.label, run.lr), []).append(run)
+    summaries = []
+    for (label, lr), members in groups.items():
+        finished = [r for r in members if not r.diverged]
+        below = (None if loss_below is None
+                 else [first_step_below(r.history, loss_below, window) for r in members])
+        summaries.append(Summary(label, lr, len(members), len(members) - len(finished),
+                                 [r.history.final_test_accuracy for r in finished],
+                                 [r.history.best_test_accuracy for r in finished], below,
+                                 loss_below, window))
+    return summaries
+
+
+def _percent(mean_and_std):
+    mean, std = mean_and_std
+    return "-" if math.isnan(mean) else f"{100 * mean:5.1f} ± {100 * std:4.1f}"
+
+
+def _steps(below):
+    """"12 / 40 / never": the runs' steps, smallest first."""
+    found = sorted(step for step in below if step is not None)
+    return " / ".join([str(step) for step in found] + ["never"] * (len(below) - len(found)))
+
+
+def format_table(summaries, title=None):
+    """Plain-text table: model, learning rate, final and best test accuracy (%), diverged runs,
+    and, for summaries made with ``loss_below``, the step at which each run's loss got below it."""
+    header = ["model", "lr", "final test acc. %", "best test acc. %", "diverged"]
+    rows = [[s.label, f"{s.lr:g}", _percent(s.final_mean_std) if s.final else "diverged",
+             _percent(s.best_mean_std) if s.best else "diverged", f"{s.diverged}/{s.runs}"]
+            for s in summaries]
+    align = ["<", ">", ">", ">", ">"]
+    if summaries and all(s.below is not None for s in summaries):
+        header.append(f"steps to loss < {summaries[0].loss_below:g}")
+        align.append(">")
+        for row, s in zip(rows, summaries):
+            row.append(_steps(s.below))
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
+    lines = ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(header, align, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(row, align, widths)) for row in rows]
+    if title:
+        lines.insert(0, title)
+    seeds = {s.runs for s in summaries}
+    notes = [f"accuracy: mean ± standard deviation over {', '.join(str(n) for n in sorted(seeds))} seeds"]
+    if len(header) > 5:
+        notes.append(f"steps: first step at which the mean training loss of the last "
+                     f"{summaries[0].window} steps is below {summaries[0].loss_below:g}, per seed")
+    return "\n".join(lines + notes)

@@ -1,0 +1,319 @@
+"""``fit``: the training loop of the book, with the whole dataset on the training device.
+
+Each step indexes a batch out of the uint8 image tensor, augments it with one gather
+(``vgg_lib.augment``), normalises it and runs SGD with momentum (the paper's optimiser) under
+mixed precision where the hardware gains from it. No DataLoader, no worker processes, no PIL:
+on a GPU the data never leaves it, on a CPU no core is spent decoding images.
+"""
+
+import math
+import time
+from contextlib import nullcontext
+from functools import lru_cache, partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .augment import random_crop_flip
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .history import History
+from .reproducibility import rng_states, seed_everything, set_rng_states
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("onecycle", "cosine", "constant")
+# Settings a resumed run must share with the checkpoint it continues (the rest, e.g. precision
+# or the progress bar, may change between sessions).
+RESUME_KEYS = ("epochs", "lr", "batch_size", "momentum", "nesterov", "weight_decay", "schedule",
+               "label_smoothing", "augment", "crop_padding", "seed", "train_images")
+
+
+# --- precision ------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def cpu_flags():
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_native_bf16():
+    """True when the CPU computes in bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm).
+
+    Without it, PyTorch emulates bf16 convolutions, which on this book's AVX2 test machine made
+    a training step about 20 times slower than fp32."""
+    flags = cpu_flags()
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & flags)
+
+
+def resolve_precision(precision, device):
+    """Turn "auto" into what runs fastest on ``device``: bf16 on GPUs that support it, fp16
+    (with loss scaling) on older GPUs such as the T4, bf16 on CPUs with native bf16, else fp32."""
+    device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
+def autocast(device, precision):
+    """The autocast context for a resolved precision (BatchNorm stays fp32 inside it)."""
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def default_channels_last(device):
+    """NHWC memory layout: faster on CUDA (tensor cores) and on CPUs (oneDNN), not on MPS."""
+    return torch.device(device).type in ("cuda", "cpu")
+
+
+# --- learning-rate schedules ----------------------------------------------------------------
+
+def lr_factor(step, total_steps, schedule="onecycle"):
+    """Multiplier of the peak learning rate for optimiser step ``step`` (0-based) of ``total_steps``.
+
+    onecycle: linear warm-up from 1/25 of the peak over the first 25% of the steps, then linear
+    decay to zero. cosine: linear warm-up over the first 5%, then half a cosine down to zero.
+    constant: always 1.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "onecycle":
+        warmup = max(1, round(0.25 * total_steps))
+        if step < warmup:
+            return 0.04 + 0.96 * step / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    if schedule == "cosine":
+        warmup = max(1, round(0.05 * total_steps))
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    raise ValueError(f"schedule={schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+
+
+def make_optimizer(model, lr, momentum, weight_decay, nesterov=False):
+    """SGD with momentum (the paper's optimiser; ``nesterov=True`` for Nesterov's variant);
+    weight decay on weights only, not on biases or BatchNorm parameters."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=lr, momentum=momentum, nesterov=nesterov)
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate(model, data, batch_size=512, tta_flip=False, split="test", precision="auto",
+             channels_last=None):
+    """(mean cross-entropy, accuracy) of ``model`` on the test (or train) split.
+
+    ``tta_flip=True`` averages the logits of each image and its mirror image (test-time
+    augmentation), which costs a second forward pass and usually adds a little accuracy."""
+    images, labels = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    device = images.device
+    precision = resolve_precision(precision, device)
+    channels_last = default_channels_last(device) if channels_last is None else channels_last
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    try:
+        for start in range(0, len(images), batch_size):
+            x = data.normalize(images[start:start + batch_size], channels_last=channels_last)
+            y = labels[start:start + batch_size]
+            with autocast(device, precision):
+                logits = model(x).float()
+                if tta_flip:
+                    logits = (logits + model(x.flip(3)).float()) / 2
+            total_loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    finally:
+        model.train(was_training)
+    return total_loss.item() / len(images), correct.item() / len(images)
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+def _check_resumable(saved, wanted, path):
+    differences = [f"{key}: checkpoint {saved.get(key)!r} vs now {wanted[key]!r}"
+                   for key in RESUME_KEYS if saved.get(key) != wanted[key]]
+    if differences:
+        raise ValueError(
+            f"Cannot resume from {path}: it belongs to a run with other settings ("
+            + "; ".join(differences) + "). Call fit with the same settings, or delete the "
+            "checkpoint (or pass another checkpoint_path) to start a new run."
+        )
+
+
+def fit(model, data, epochs=10, lr=0.05, batch_size=128, momentum=0.9, weight_decay=5e-4,
+        schedule="onecycle", label_smoothing=0.0, augment=True, precision="auto",
+        channels_last=None, compile=False, seed=0, checkpoint_path=None, resume=False,
+        progress=True, max_steps=None, step_callback=None, eval_every_epoch=True,
+        tta_flip=False, eval_batch_size=512, nesterov=False, crop_padding=4):
+    """Train ``model`` on ``data`` (a ``CIFAR10Data``) and return a ``History``.
+
+    The model moves to the data's device. ``precision``: "auto" (fastest on this hardware, see
+    ``resolve_precision``), "fp32", "bf16" or "fp16". ``channels_last=None`` picks the faster
+    layout for the device. ``compile=True`` wraps the model in ``torch.compile``. ``augment``:
+    random crops (zero padding ``crop_padding`` pixels on each side) and horizontal flips.
+
+    ``checkpoint_path``: save an atomic checkpoint after every epoch. ``resume=True`` continues
+    from it when it exists (and starts afresh when it does not); a resumed run ends with exactly
+    the weights of an uninterrupted one on the same machine. ``max_steps`` stops after that many
+    optimiser steps in total (the schedule is still the one for ``epochs``), e.g. to simulate an
+    interrupted run. ``step_callback(step, model, loss)`` runs after ``backward()`` and before
+    the optimiser step, so gradients can be inspected; steps count from 1.
+
+    A non-finite loss ends the run: ``history.diverged`` is True and ``history.status`` says
+    "diverged at step N".
+    """
+    device = data.x_train.device
+    model.to(device)
+    precision = resolve_precision(precision, device)
+    channels_last = default_channels_last(device) if channels_last is None else channels_last
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs a checkpoint_path to resume from.")
+
+    train_images = len(data.x_train)
+    batch_size = min(batch_size, train_images)
+    steps_per_epoch = train_images // batch_size  # the last incomplete batch is dropped
+    total_steps = epochs * steps_per_epoch
+    config = dict(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, nesterov=nesterov,
+                  weight_decay=weight_decay, schedule=schedule, label_smoothing=label_smoothing,
+                  augment=augment, crop_padding=crop_padding, seed=seed, train_images=train_images,
+                  test_images=len(data.x_test), steps_per_epoch=steps_per_epoch,
+                  precision=precision, channels_last=channels_last, tta_flip=tta_flip,
+                  device=str(device), data_source=data.source)
+
+    optimizer = make_optimizer(model, lr, momentum, weight_decay, nesterov)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(lr_factor, total_steps=total_steps, schedule=schedule))
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    generator = torch.Generator()  # data order and augmentation, on the CPU (see augment.py)
+
+    history, start_epoch, step = History(config), 0, 0
+    if resume and Path(checkpoint_path).is_file():
+        saved = load_checkpoint(checkpoint_path, model, optimizer, scheduler)
+        state = saved.get("training_state")
+        if not state or "fit_config" not in state:
+            raise CheckpointError(f"{checkpoint_path} holds model weights but no training state; "
+                                  "it cannot be resumed (it was not written by fit).")
+        _check_resumable(state["fit_config"], config, checkpoint_path)
+        history = History.from_dict(saved["history"])
+        history.config.update(precision=precision, channels_last=channels_last, device=str(device))
+        start_epoch, step = state["epoch"], state["step"]
+        scaler.load_state_dict(state["scaler"])
+        generator.set_state(state["data_generator"])
+        set_rng_states(state["rng"])
+    else:
+        seed_everything(seed)
+        generator.manual_seed(seed)
+
+    training_model = torch.compile(model) if compile else model
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    last_step = total_steps if max_steps is None else min(total_steps, max_steps)
+    bar = _progress_bar(progress, last_step, step)
+    model.train()
+    try:
+        for epoch in range(start_epoch, epochs):
+            if step >= last_step:
+                break
+            order = torch.randperm(train_images, generator=generator).to(device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen, started = 0, time.perf_counter()
+            for i in range(steps_per_epoch):
+                if step >= last_step:
+                    break
+                index = order[i * batch_size:(i + 1) * batch_size]
+                images, labels = data.x_train[index], data.y_train[index]
+                if augment:
+                    images = random_crop_flip(images, padding=crop_padding, generator=generator)
+                x = data.normalize(images, channels_last=channels_last)
+                with autocast(device, precision):
+                    logits = training_model(x)
+                    loss = loss_fn(logits.float(), labels)
+                step += 1
+                loss_value = loss.item()
+                history.steps.append(loss_value)
+                if not math.isfinite(loss_value):
+                    history.diverged, history.diverged_at_step = True, step
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if step_callback is not None:
+                    scaler.unscale_(optimizer)  # the callback sees the true gradients
+                    step_callback(step, model, loss_value)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                loss_sum += loss.detach() * len(labels)
+                correct += (logits.detach().argmax(1) == labels).sum()
+                seen += len(labels)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}, loss {loss_value:.3f}, "
+                                        f"{seen / (time.perf_counter() - started):,.0f} img/s",
+                                        refresh=False)
+            if history.diverged:
+                break
+            seconds = time.perf_counter() - started
+            record = dict(epoch=epoch + 1, train_loss=(loss_sum / max(seen, 1)).item(),
+                          train_accuracy=correct.item() / max(seen, 1), test_loss=None,
+                          test_accuracy=None, lr=optimizer.param_groups[0]["lr"],
+                          seconds=seconds, images_per_second=seen / seconds if seconds else 0.0)
+            complete = seen == steps_per_epoch * batch_size
+            if eval_every_epoch or (complete and epoch + 1 == epochs):
+                record["test_loss"], record["test_accuracy"] = evaluate(
+                    model, data, eval_batch_size, tta_flip=tta_flip, precision=precision,
+                    channels_last=channels_last)
+            history.epochs.append(record)
+            if bar is not None:
+                tested = record["test_accuracy"]
+                bar.set_postfix_str(
+                    f"epoch {epoch + 1}/{epochs}, loss {record['train_loss']:.3f}, "
+                    f"train acc {record['train_accuracy']:.1%}"
+                    + (f", test acc {tested:.1%}" if tested is not None else "")
+                    + f", {record['images_per_second']:,.0f} img/s")
+            if not complete:
+                history.stopped_at_step = step
+                break
+            if checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, model, optimizer, scheduler, history,
+                                training_state=dict(epoch=epoch + 1, step=step, fit_config=config,
+                                                    scaler=scaler.state_dict(),
+                                                    data_generator=generator.get_state(),
+                                                    rng=rng_states()))
+        if step >= last_step and last_step < total_steps and history.stopped_at_step is None:
+            history.stopped_at_step = step
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
+
+
+def _progress_bar(progress, total, initial):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
