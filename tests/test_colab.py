@@ -33,7 +33,11 @@ def _notebook(*cells):
 
 def _run_cell(source, monkeypatch, in_colab, gpu=False):
     """Execute the cell's code in this process; returns (printed text, VGG_PROFILE)."""
-    monkeypatch.delenv("VGG_PROFILE", raising=False)
+    # setenv first, so that monkeypatch records the original state and restores it afterwards
+    # (a bare delenv of an unset variable records nothing, and the cell's own assignment would
+    # leak into every later test and into nbval's kernels).
+    monkeypatch.setenv("VGG_PROFILE", "unset-by-test")
+    monkeypatch.delenv("VGG_PROFILE")
     if in_colab:
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:

@@ -196,11 +196,14 @@ def test_bf16_autocast_runs_on_cpu():
     assert all(math.isfinite(v) for v in history.steps)
 
 
-def test_auto_precision_follows_the_cpu(monkeypatch):
+def test_auto_precision_is_fp32_on_every_cpu(monkeypatch):
     monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert not train_module.cpu_has_native_bf16()
     assert resolve_precision("auto", "cpu") == "fp32"
     monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
-    assert resolve_precision("auto", "cpu") == "bf16"
+    assert train_module.cpu_has_native_bf16()
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
     assert resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(ValueError, match="choose one of"):
         resolve_precision("half", "cpu")
