@@ -3,6 +3,7 @@
 import os
 
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +20,12 @@ def environment_is_left_as_found(request):
         for key in set(after) - set(before):
             del os.environ[key]
         pytest.fail(f"{request.node.nodeid} changed the environment: {before} -> {after}")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, and much faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from vgg_lib import checks
+from vgg_lib import checks, count_parameters, vgg
 from vgg_lib.checks import AnswerFormatError, Exercise, check, exercise_ids, grade, parse_number, register
 
 
@@ -93,7 +93,7 @@ def test_arithmetic_strings_are_evaluated_exactly_and_safely(synthetic):
 
 @pytest.mark.parametrize("answer", [None, ...])
 def test_no_answer_yet_is_reported_without_failing(answer, capsys):
-    assert check("building/vgg16-parameters", answer) is False
+    assert not check("building/vgg16-parameters", answer)
     out = capsys.readouterr().out
     assert "no answer yet" in out and "Traceback" not in out
 
@@ -101,7 +101,7 @@ def test_no_answer_yet_is_reported_without_failing(answer, capsys):
 @pytest.mark.parametrize("answer", ["abc", "1,2", "", [1, 2], {"a": 1}, True, float("nan"), float("inf"),
                                     torch.ones(3), np.zeros(2), "1/0", "1e400"])
 def test_unreadable_answers_get_a_warning_not_an_exception(answer, capsys):
-    assert check("building/vgg16-parameters", answer) is False
+    assert not check("building/vgg16-parameters", answer)
     out = capsys.readouterr().out
     assert out.startswith("⚠️ building/vgg16-parameters:") and len(out.splitlines()) == 1
 
@@ -190,3 +190,18 @@ def test_the_leak_detector_would_catch_a_leaking_hint():
     assert any(_mentions("It is about 138.4M, give or take.", form) for form in _renderings(138357544.0))
     assert any(_mentions("Roughly 44.9% of them.", form) for form in _renderings(0.4489795918))
     assert not any(_mentions("Three 3x3 layers, 1,385 weights.", form) for form in _renderings(138357544.0))
+
+
+def test_the_result_is_true_when_correct_and_shows_nothing_in_a_notebook():
+    from IPython.core.formatters import DisplayFormatter
+
+    n = count_parameters(vgg("D"))
+    right = check("building/vgg16-parameters", n, quiet=True)
+    wrong = check("building/vgg16-parameters", n + 1, quiet=True)
+    empty = check("building/vgg16-parameters", None, quiet=True)
+    assert right and right == True and right.status == "correct"  # noqa: E712
+    assert not wrong and wrong == False and wrong.status == "wrong"  # noqa: E712
+    assert not empty and empty.status == "unanswered"
+    assert "building/vgg16-parameters" in repr(wrong)
+    # IPython's formatter produces no data for it, so ipykernel sends no "Out[...]" result
+    assert DisplayFormatter().format(right) == ({}, {})

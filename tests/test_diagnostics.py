@@ -11,13 +11,7 @@ from vgg_lib.diagnostics import (ACTIVATION_FIELDS, FIELDS, GRADIENT_FIELDS, Act
                                  TrainingProbe, gradient_norms, probe_batch, weight_layers)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def hook_count(model):

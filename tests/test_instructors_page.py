@@ -119,3 +119,11 @@ def test_the_books_instructor_page_is_up_to_date():
 ])
 def test_lead_ins_with_and_without_bold(text, expected):
     assert exercises.describe(text) == expected
+
+
+def test_every_exercise_of_the_book_has_a_level_and_a_title():
+    root = Path(__file__).resolve().parents[1]
+    found = [e for path in exercises.toc_notebooks(root) for e in exercises.read_exercises(path)]
+    assert len(found) >= 30
+    assert [e.label for e in found if e.level is None] == []
+    assert all(e.title and not e.title.startswith("*") for e in found), [e.title for e in found]

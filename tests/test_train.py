@@ -44,13 +44,7 @@ def same_weights(a, b):
     return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SETTINGS = dict(epochs=3, lr=0.05, batch_size=32, label_smoothing=0.1, progress=False,
@@ -196,14 +190,14 @@ def test_bf16_autocast_runs_on_cpu():
     assert all(math.isfinite(v) for v in history.steps)
 
 
-def test_auto_precision_is_fp32_on_every_cpu(monkeypatch):
+def test_auto_precision_follows_the_cpu(monkeypatch):
     monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    assert not train_module.cpu_has_native_bf16()
     assert resolve_precision("auto", "cpu") == "fp32"
     monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
-    assert train_module.cpu_has_native_bf16()
-    assert resolve_precision("auto", "cpu") == "fp32"
-    assert resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    assert resolve_precision("auto", "cpu") == "bf16"
+    assert resolve_precision("fp32", "cpu") == "fp32"
     assert resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(ValueError, match="choose one of"):
         resolve_precision("half", "cpu")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic_write import write_atomically
 from .weights import load_state_dict_checked
 
 FORMAT = "vgg_lib.checkpoint/1"
@@ -47,8 +48,6 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None, e
     """Atomically save the model's state dict and, when given, the optimizer's, the scheduler's,
     a ``History`` (stored as a plain dict), ``extra`` (your own plain data, e.g. the model's
     configuration) and ``training_state`` (what ``fit`` needs to resume: RNG states, epoch...)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "model": model.state_dict(),
@@ -58,17 +57,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None, e
         "extra": extra,
         "training_state": training_state,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomically(path, lambda handle: torch.save(payload, handle))
 
 
 def read_checkpoint(path, map_location="cpu"):

@@ -270,8 +270,37 @@ def grade(exercise_id, answer):
         return "unreadable", str(error)
 
 
+class CheckResult:
+    """What ``check`` returns: true when the answer is correct, with the ``status`` behind it.
+
+    It shows nothing when it ends a notebook cell: the ✅/❌ line ``check`` printed says it all,
+    and a stray ``True`` under it would only puzzle a student."""
+
+    __slots__ = ("exercise_id", "status")
+
+    def __init__(self, exercise_id, status):
+        self.exercise_id, self.status = exercise_id, status
+
+    def __bool__(self):
+        return self.status == "correct"
+
+    def __eq__(self, other):
+        if isinstance(other, CheckResult):
+            return (self.exercise_id, self.status) == (other.exercise_id, other.status)
+        return bool(self) == other if isinstance(other, bool) else NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CheckResult({self.exercise_id!r}, {self.status!r})"
+
+    def _ipython_display_(self):
+        """IPython calls this instead of printing the value: nothing to add to the feedback."""
+
+
 def check(exercise_id, answer, quiet=False):
-    """Check ``answer`` for exercise ``exercise_id``; prints feedback and returns True/False.
+    """Check ``answer`` for exercise ``exercise_id``; prints feedback and returns a
+    ``CheckResult``, true when the answer is correct.
 
     Never raises for a student's answer (None, text, a tensor...): only an unknown exercise id
     raises KeyError, since that is a mistake in the notebook rather than in the answer.
@@ -280,4 +309,4 @@ def check(exercise_id, answer, quiet=False):
     _log(exercise_id, status)
     if not quiet:
         print(feedback(exercise_id, status, detail))
-    return status == "correct"
+    return CheckResult(exercise_id, status)

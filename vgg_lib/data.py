@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic_write import write_atomically
 from .augment import normalize as normalize_images
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -119,19 +120,7 @@ def read_npz(path):
 def write_npz_atomic(path, arrays):
     """Write ``arrays`` to ``path`` via a temporary file in the same folder and ``os.replace``,
     so a killed process leaves either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
 def download_cifar10(directory):

@@ -55,11 +55,8 @@ def cpu_has_native_bf16():
 
 def resolve_precision(precision, device):
     """Turn "auto" into what runs fastest on ``device``: bf16 on GPUs that support it, fp16
-    (with loss scaling) on older GPUs such as the T4, fp32 elsewhere.
-
-    CPUs stay in fp32 even when they have bf16 instructions (``cpu_has_native_bf16``): the gain
-    for the book's small networks is uncertain, the loss without them is large, and the same
-    chapter should print the same numbers on every CPU. ``precision="bf16"`` still uses them."""
+    (with loss scaling) on older GPUs such as the T4, bf16 on CPUs with native bf16 arithmetic
+    (``cpu_has_native_bf16``), else fp32: emulated bf16 is many times slower than fp32."""
     device = torch.device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}.")
@@ -67,6 +64,8 @@ def resolve_precision(precision, device):
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
     return "fp32"
 
 

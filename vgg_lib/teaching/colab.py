@@ -162,7 +162,7 @@ def main(argv=None):
                 rerun = f"; re-execute it: make notebooks NOTEBOOKS={path}" if change == "inserted" else ""
                 print(f"{path}: set-up cell {change}{rerun}")
     if stale:
-        print(f"Run `python -m vgg_lib.teaching.colab --sync` to regenerate the set-up cells.")
+        print("Run `python -m vgg_lib.teaching.colab --sync` to regenerate the set-up cells.")
     return 1 if stale else 0
 
 

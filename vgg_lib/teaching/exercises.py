@@ -168,16 +168,23 @@ def markdown(notebooks, root):
     return "\n".join(lines).rstrip() + "\n"
 
 
-def main(argv=None):
+def chapter_arguments(module_name, doc, markdown_help, argv=None):
+    """(args, root, notebooks) of a teaching command that reads the chapters: notebooks given on
+    the command line, else those in _toc.yml; ``--markdown`` and ``--root``."""
     from .colab import find_root
 
-    parser = argparse.ArgumentParser(prog="python -m vgg_lib.teaching.exercises", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {module_name}", description=doc.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks (default: the chapters in _toc.yml)")
-    parser.add_argument("--markdown", action="store_true", help="print the tables for book/instructors.md")
+    parser.add_argument("--markdown", action="store_true", help=markdown_help)
     parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
     args = parser.parse_args(argv)
     root = find_root(args.root)
-    notebooks = [Path(p) for p in args.notebooks] or toc_notebooks(root)
+    return args, root, [Path(p) for p in args.notebooks] or toc_notebooks(root)
+
+
+def main(argv=None):
+    args, root, notebooks = chapter_arguments("vgg_lib.teaching.exercises", __doc__,
+                                              "print the tables for book/instructors.md", argv)
     if args.markdown:
         print(markdown(notebooks, root), end="")
         return 0

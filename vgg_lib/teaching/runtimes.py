@@ -8,7 +8,6 @@ cell's reply is the chapter's run time on the machine that stored it (without th
 Times are shown in coarse bands so the page does not change with every re-run.
 """
 
-import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -76,16 +75,10 @@ def markdown(notebooks, root):
 
 
 def main(argv=None):
-    from .colab import find_root
-    from .exercises import toc_notebooks
+    from .exercises import chapter_arguments
 
-    parser = argparse.ArgumentParser(prog="python -m vgg_lib.teaching.runtimes", description=__doc__.split("\n")[0])
-    parser.add_argument("notebooks", nargs="*", help="notebooks (default: the chapters in _toc.yml)")
-    parser.add_argument("--markdown", action="store_true", help="print the table for book/instructors.md")
-    parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
-    args = parser.parse_args(argv)
-    root = find_root(args.root)
-    notebooks = [Path(p) for p in args.notebooks] or toc_notebooks(root)
+    args, root, notebooks = chapter_arguments("vgg_lib.teaching.runtimes", __doc__,
+                                              "print the table for book/instructors.md", argv)
     if args.markdown:
         print(markdown(notebooks, root), end="")
         return 0
