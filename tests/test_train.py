@@ -198,7 +198,7 @@ def test_auto_precision_follows_the_cpu(monkeypatch):
     monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"amx_bf16"}))
     assert resolve_precision("auto", "cpu") == "bf16"
     assert resolve_precision("fp32", "cpu") == "fp32"
-    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="choose one of"):
         resolve_precision("half", "cpu")
 
