@@ -42,6 +42,16 @@ def test_layer_names_count_convolutions_per_block_with_batch_norm():
                                             "relu1_2", "pool1", "conv2_1"]
 
 
+@pytest.mark.parametrize("config, batch_norm", [("A-LRN", False), ("C", True), ("E", False)])
+def test_layer_names_are_those_of_the_shape_trace(config, batch_norm):
+    from vgg_lib.shape_trace import trace_shapes
+
+    model = vgg(config, batch_norm=batch_norm)
+    features = list(layer_names(model).values())
+    traced = [layer.name for layer in trace_shapes(model, image_size=32).layers]
+    assert traced[:len(features)] == features
+
+
 def test_capture_equals_running_the_layers_by_hand():
     model = small_model(batch_norm=True)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))

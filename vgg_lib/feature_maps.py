@@ -9,27 +9,18 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .shape_trace import caffe_layer_names
+
 
 def layer_names(model):
     """Names for ``model.features`` in the paper's style: ``{index: "conv3_2"}``.
 
     Block ``b`` is everything up to and including its max-pooling ``pool{b}``; inside a block
     convolutions count 1, 2, ... and their batch norm and ReLU share the convolution's number
-    (``conv3_2``, ``bn3_2``, ``relu3_2``). Works for torchvision's VGGs as well as this book's.
+    (``conv3_2``, ``bn3_2``, ``relu3_2``): the names of chapter 4's shape trace. Works for
+    torchvision's VGGs as well as this book's.
     """
-    features = _features(model)
-    names, block, conv = {}, 1, 0
-    for index, module in enumerate(features):
-        if isinstance(module, nn.MaxPool2d):
-            names[index] = f"pool{block}"
-            block, conv = block + 1, 0
-            continue
-        if isinstance(module, nn.Conv2d):
-            conv += 1
-        kind = {nn.Conv2d: "conv", nn.BatchNorm2d: "bn", nn.ReLU: "relu",
-                nn.LocalResponseNorm: "lrn"}.get(type(module), type(module).__name__.lower())
-        names[index] = f"{kind}{block}_{conv}"
-    return names
+    return dict(enumerate(caffe_layer_names(list(_features(model)), linear_count=0)))
 
 
 def block_ends(model):

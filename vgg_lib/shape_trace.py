@@ -106,7 +106,7 @@ def _image_size(image_size):
     return height, width
 
 
-def _layer_names(calls, linear_count):
+def caffe_layer_names(calls, linear_count):
     """Caffe-style names: conv{block}_{i}, relu{block}_{i}, bn{block}_{i}, pool{block}, fc6..fc8."""
     names = []
     block, index = 1, 0
@@ -213,7 +213,7 @@ def _build_trace(model, x, calls, spans, paths):
 
     tensor_id(x)
     linear_count = sum(isinstance(m, nn.Linear) for m in paths)
-    names = _layer_names([module for module, _, _ in calls], linear_count)
+    names = caffe_layer_names([module for module, _, _ in calls], linear_count)
     layers, row_of_call = [], []
     previous_shape, previous_id = tuple(x.shape[1:]), tensor_id(x)
     for name, (module, inp, out) in zip(names, calls):
