@@ -27,11 +27,11 @@ import time
 import numpy as np
 import torch
 
-from vgg_lib.augment import random_crop_flip
-from vgg_lib.data import CIFAR10Data, DataError, load_cifar10
-from vgg_lib.profiles import get_profile, train_flop_per_image
-from vgg_lib.reproducibility import seed_everything
-from vgg_lib.train import fit, resolve_precision
+from vgg_lib.training.augment import random_crop_flip
+from vgg_lib.training.data import CIFAR10Data, DataError, load_cifar10
+from vgg_lib.training.profiles import get_profile, train_flop_per_image
+from vgg_lib.training.reproducibility import seed_everything
+from vgg_lib.training.loop import fit, resolve_precision
 
 
 def parse_args(argv=None):
@@ -193,11 +193,11 @@ def time_baseline_loop(profile, loader, steps, warmup, device):
 def time_our_loop(profile, data, batch_size, steps, warmup):
     seed_everything(0)
     model = profile.build_model()
-    settings = dict(profile.fit_kwargs(), batch_size=batch_size, epochs=1, progress=False,
-                    eval_every_epoch=False)
-    fit(model, data, max_steps=warmup, **settings)  # warm-up (oneDNN/cuDNN set-up, allocator)
+    recipe = profile.recipe.replace(batch_size=batch_size, epochs=1)
+    settings = dict(progress=False, eval_every_epoch=False)
+    fit(model, data, recipe, max_steps=warmup, **settings)  # warm-up (oneDNN/cuDNN set-up, allocator)
     with Clock() as clock:
-        fit(model, data, max_steps=steps, **settings)
+        fit(model, data, recipe, max_steps=steps, **settings)
         sync(data.device)
     return rates(steps * batch_size, clock)
 
@@ -223,7 +223,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     profile = get_profile(args.profile)
     device = profile.device
-    batch_size = args.batch_size or profile.batch_size
+    batch_size = args.batch_size or profile.recipe.batch_size
     precision = resolve_precision("auto", device)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, device {device}, "
@@ -239,7 +239,7 @@ def main(argv=None):
     header = f"  {'':<44}{'per second':>12}{'per CPU-s':>12}"
     print("augmentation only (crop + flip + normalise), images:")
     print(header)
-    print(line(f"batched on {device.type} (vgg_lib.augment)", ours_aug))
+    print(line(f"batched on {device.type} (vgg_lib.training.augment)", ours_aug))
     print(line(f"PIL + DataLoader, {args.workers} workers", pil_aug))
     ratio = [a / b for a, b in zip(ours_aug, pil_aug)]
     print(f"  {'ratio (x)':<44}{ratio[0]:12,.1f}{ratio[1]:12,.1f}\n")
@@ -253,7 +253,7 @@ def main(argv=None):
     ratio = [a / b for a, b in zip(ours, baseline)]
     print(f"  {'ratio (x)':<44}{ratio[0]:12,.2f}{ratio[1]:12,.2f}\n")
 
-    flop = train_flop_per_image(profile.config, profile.batch_norm, profile.width, profile.head)
+    flop = train_flop_per_image(profile.model)
     n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     matmul = matmul_gflops(device, n)
     effective = [rate * flop / 1e9 for rate in ours]

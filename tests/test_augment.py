@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgg_lib.augment import apply_crop_flip, crop_flip_params, normalize, random_crop_flip
+from vgg_lib.training.augment import apply_crop_flip, crop_flip_params, normalize, random_crop_flip
 
 
 def reference_crop_flip(images, top, left, flips, padding):

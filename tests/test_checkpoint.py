@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from vgg_lib import checkpoint as checkpoint_module
-from vgg_lib.checkpoint import (CheckpointError, default_checkpoint_dir, load_checkpoint,
+from vgg_lib.training import checkpoint as checkpoint_module
+from vgg_lib.training.checkpoint import (CheckpointError, default_checkpoint_dir, load_checkpoint,
                                 read_checkpoint, save_checkpoint)
-from vgg_lib.history import History
-from vgg_lib.model import vgg
+from vgg_lib.training.history import History
+from vgg_lib.architecture.model import vgg
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -108,5 +108,5 @@ def test_default_checkpoint_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("VGG_CHECKPOINT_DIR", str(tmp_path / "drive"))
     assert default_checkpoint_dir() == tmp_path / "drive"
     monkeypatch.delenv("VGG_CHECKPOINT_DIR")
-    repository = Path(checkpoint_module.__file__).resolve().parent.parent
+    repository = Path(checkpoint_module.__file__).resolve().parents[2]
     assert default_checkpoint_dir() == repository / "checkpoints"

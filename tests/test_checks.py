@@ -8,8 +8,10 @@ import pytest
 import torch
 import torchvision
 
-from vgg_lib import checks, count_parameters, vgg
-from vgg_lib.checks import AnswerFormatError, Exercise, check, exercise_ids, grade, parse_number, register
+from vgg_lib import count_parameters, vgg
+from vgg_lib.exercises import registry
+from vgg_lib.exercises import Exercise, check, exercise_ids, grade, register
+from vgg_lib.exercises.checking import AnswerFormatError, parse_number
 
 
 def _torchvision_vgg16():
@@ -34,7 +36,7 @@ def synthetic():
 
     yield add
     for exercise_id in added:
-        checks._REGISTRY.pop(exercise_id, None)
+        registry._REGISTRY.pop(exercise_id, None)
 
 
 VGG16_FORMS = [lambda n: n, lambda n: f"{n:,}", lambda n: f"{n:_}", lambda n: f"{n:,}".replace(",", " "),
@@ -46,23 +48,23 @@ VGG16_FORMS = [lambda n: n, lambda n: f"{n:,}", lambda n: f"{n:_}", lambda n: f"
 @pytest.mark.parametrize("form", range(len(VGG16_FORMS)))
 def test_a_count_is_accepted_in_every_equivalent_form(form):
     n = _count(_torchvision_vgg16())  # the reference: torchvision's VGG-16
-    assert check("building/vgg16-parameters", VGG16_FORMS[form](n), quiet=True)
+    assert check("building_vgg/vgg16-parameters", VGG16_FORMS[form](n), quiet=True)
 
 
 @pytest.mark.parametrize("shift", [-1, 1, 1000, -60_000])
 def test_a_count_that_is_off_is_refused(shift):
     n = _count(_torchvision_vgg16()) + shift
-    assert not check("building/vgg16-parameters", n, quiet=True)
-    assert not check("building/vgg16-parameters", f"{n:,}", quiet=True)
+    assert not check("building_vgg/vgg16-parameters", n, quiet=True)
+    assert not check("building_vgg/vgg16-parameters", f"{n:,}", quiet=True)
 
 
 def test_a_rounded_count_must_round_to_the_true_one_and_keep_three_figures():
     n = _count(_torchvision_vgg16())
-    assert not check("building/vgg16-parameters", f"{n / 1e6 + 0.1:.1f}M", quiet=True)
-    assert not check("building/vgg16-parameters", float(round(n, -5)), quiet=True)  # a float is taken as exact
-    status, detail = grade("building/vgg16-parameters", f"{n / 1e9:.1f}B")  # two figures: too coarse
+    assert not check("building_vgg/vgg16-parameters", f"{n / 1e6 + 0.1:.1f}M", quiet=True)
+    assert not check("building_vgg/vgg16-parameters", float(round(n, -5)), quiet=True)  # a float is taken as exact
+    status, detail = grade("building_vgg/vgg16-parameters", f"{n / 1e9:.1f}B")  # two figures: too coarse
     assert status == "unreadable" and "three significant figures" in detail
-    assert grade("building/vgg16-parameters", f"{n / 1e9 + 1:.1f}B")[0] == "unreadable"  # says nothing either way
+    assert grade("building_vgg/vgg16-parameters", f"{n / 1e9 + 1:.1f}B")[0] == "unreadable"  # says nothing either way
 
 
 def test_a_share_is_accepted_as_a_fraction_or_a_percentage():
@@ -70,9 +72,9 @@ def test_a_share_is_accepted_as_a_fraction_or_a_percentage():
     share = _count(model.classifier) / _count(model)
     for answer in [share, round(share, 3), f"{100 * share:.1f}%", 100 * share, f"{100 * share:.2f} %",
                    f"{100 * share:.1f} percent", torch.tensor(share)]:
-        assert check("building/classifier-share", answer, quiet=True), answer
+        assert check("building_vgg/classifier-share", answer, quiet=True), answer
     for answer in [1 - share, 0.8, "80%", share + 0.02, f"{100 * share + 2:.1f}%"]:
-        assert not check("building/classifier-share", answer, quiet=True), answer
+        assert not check("building_vgg/classifier-share", answer, quiet=True), answer
 
 
 def test_number_kind_uses_its_relative_tolerance(synthetic):
@@ -93,7 +95,7 @@ def test_arithmetic_strings_are_evaluated_exactly_and_safely(synthetic):
 
 @pytest.mark.parametrize("answer", [None, ...])
 def test_no_answer_yet_is_reported_without_failing(answer, capsys):
-    assert not check("building/vgg16-parameters", answer)
+    assert not check("building_vgg/vgg16-parameters", answer)
     out = capsys.readouterr().out
     assert "no answer yet" in out and "Traceback" not in out
 
@@ -101,9 +103,9 @@ def test_no_answer_yet_is_reported_without_failing(answer, capsys):
 @pytest.mark.parametrize("answer", ["abc", "1,2", "", [1, 2], {"a": 1}, True, float("nan"), float("inf"),
                                     torch.ones(3), np.zeros(2), "1/0", "1e400"])
 def test_unreadable_answers_get_a_warning_not_an_exception(answer, capsys):
-    assert not check("building/vgg16-parameters", answer)
+    assert not check("building_vgg/vgg16-parameters", answer)
     out = capsys.readouterr().out
-    assert out.startswith("⚠️ building/vgg16-parameters:") and len(out.splitlines()) == 1
+    assert out.startswith("⚠️ building_vgg/vgg16-parameters:") and len(out.splitlines()) == 1
 
 
 def test_parse_number_keeps_its_contract():
@@ -116,8 +118,8 @@ def test_parse_number_keeps_its_contract():
 
 
 def test_an_unknown_exercise_is_a_clear_error():
-    with pytest.raises(KeyError, match="Known exercises: .*building/vgg16-parameters"):
-        check("building/no-such-exercise", 1)
+    with pytest.raises(KeyError, match="Known exercises: .*building_vgg/vgg16-parameters"):
+        check("building_vgg/no-such-exercise", 1)
 
 
 def test_exercises_must_compute_their_answer_and_name_a_known_kind():
@@ -165,19 +167,19 @@ def _feedback(exercise_id, answers, capsys):
 def test_feedback_tells_right_or_wrong_and_nothing_about_the_answer(exercise_id, capsys, monkeypatch):
     """The same wrong answers get word-for-word the same feedback whatever the expected value is,
     so the feedback carries no information about it beyond "not this"."""
-    exercise = checks.get_exercise(exercise_id)
-    expected = checks._expected(exercise)
+    exercise = registry.get_exercise(exercise_id)
+    expected = registry.expected_value(exercise)
     answers = [expected * 1.5 + 1, -expected - 1, "abc", None, [1], "1,2"]
     real = _feedback(exercise_id, answers, capsys)
-    monkeypatch.setitem(checks._EXPECTED, exercise_id, expected * 7 + 13)
+    monkeypatch.setitem(registry._EXPECTED, exercise_id, expected * 7 + 13)
     assert _feedback(exercise_id, answers, capsys) == real
     assert "✅" not in real and real.count("❌") == 2
 
 
 @pytest.mark.parametrize("exercise_id", exercise_ids())
 def test_no_hint_spells_out_its_answer(exercise_id):
-    exercise = checks.get_exercise(exercise_id)
-    expected = checks._expected(exercise)
+    exercise = registry.get_exercise(exercise_id)
+    expected = registry.expected_value(exercise)
     if float(expected).is_integer() and abs(expected) < 10:
         forms = set()  # a lone digit also appears in "3x3" and friends: judged by reading, not by regex
     else:
@@ -196,12 +198,12 @@ def test_the_result_is_true_when_correct_and_shows_nothing_in_a_notebook():
     from IPython.core.formatters import DisplayFormatter
 
     n = count_parameters(vgg("D"))
-    right = check("building/vgg16-parameters", n, quiet=True)
-    wrong = check("building/vgg16-parameters", n + 1, quiet=True)
-    empty = check("building/vgg16-parameters", None, quiet=True)
+    right = check("building_vgg/vgg16-parameters", n, quiet=True)
+    wrong = check("building_vgg/vgg16-parameters", n + 1, quiet=True)
+    empty = check("building_vgg/vgg16-parameters", None, quiet=True)
     assert right and right == True and right.status == "correct"  # noqa: E712
     assert not wrong and wrong == False and wrong.status == "wrong"  # noqa: E712
     assert not empty and empty.status == "unanswered"
-    assert "building/vgg16-parameters" in repr(wrong)
+    assert "building_vgg/vgg16-parameters" in repr(wrong)
     # IPython's formatter produces no data for it, so ipykernel sends no "Out[...]" result
     assert DisplayFormatter().format(right) == ({}, {})

@@ -1,4 +1,4 @@
-"""vgg_lib.conv_stacks against real nn.Conv2d counts, torchinfo, torch's FLOP counter and brute force."""
+"""vgg_lib.measure.conv_stacks against real nn.Conv2d counts, torchinfo, torch's FLOP counter and brute force."""
 
 import pytest
 import sympy
@@ -8,9 +8,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vgg_lib import count_parameters, vgg
-from vgg_lib.checks import check, exercise_ids
-from vgg_lib.conv_stacks import conv_layer_costs, conv_sequence, conv_stack, stack_cost
-from vgg_lib.gradient_footprint import gradient_footprint
+from vgg_lib.exercises import check, exercise_ids
+from vgg_lib.measure.conv_stacks import conv_layer_costs, conv_sequence, conv_stack, stack_cost
+from vgg_lib.measure.gradient_footprint import gradient_footprint
 
 STACKS = [(7, 1), (3, 3), (5, 2), (1, 1), (3, 2), (11, 1)]
 
@@ -189,15 +189,15 @@ def test_other_bad_input():
 
 
 def test_exercise_checks_accept_their_answers_and_refuse_the_81_percent():
-    ids = [i for i in exercise_ids() if i.startswith("small-filters/")]
+    ids = [i for i in exercise_ids() if i.startswith("small_filters/")]
     assert len(ids) >= 4
-    assert check("small-filters/weight-saving", 0.449, quiet=True)
-    assert check("small-filters/weight-saving", "44.9%", quiet=True)
-    assert not check("small-filters/weight-saving", "81%", quiet=True)
-    assert not check("small-filters/weight-saving", 1 - 9 / 49, quiet=True)
-    assert check("small-filters/three-3x3-weights-256", 3 * 9 * 256 * 256, quiet=True)
-    assert check("small-filters/first-layer-ratio", (3 * 9 * 64 + 64 + 2 * (9 * 64 * 64 + 64)) / (49 * 3 * 64 + 64),
+    assert check("small_filters/weight-saving", 0.449, quiet=True)
+    assert check("small_filters/weight-saving", "44.9%", quiet=True)
+    assert not check("small_filters/weight-saving", "81%", quiet=True)
+    assert not check("small_filters/weight-saving", 1 - 9 / 49, quiet=True)
+    assert check("small_filters/three-3x3-weights-256", 3 * 9 * 256 * 256, quiet=True)
+    assert check("small_filters/first-layer-ratio", (3 * 9 * 64 + 64 + 2 * (9 * 64 * 64 + 64)) / (49 * 3 * 64 + 64),
                  quiet=True)
-    assert check("small-filters/alexnet-saving", 1 - 45 / 121, quiet=True)
+    assert check("small_filters/alexnet-saving", 1 - 45 / 121, quiet=True)
     d_minus_c = 8 * (56 * 56 * 256 * 256 + 28 * 28 * 512 * 512 + 14 * 14 * 512 * 512)
-    assert check("small-filters/c-saves-multiply-adds", d_minus_c, quiet=True)
+    assert check("small_filters/c-saves-multiply-adds", d_minus_c, quiet=True)

@@ -1,4 +1,4 @@
-"""vgg_lib.counting / shape_trace / saved_tensors against torchinfo, torchvision, torch's FLOP
+"""vgg_lib.measure.counting / shape_trace / saved_tensors against torchinfo, torchvision, torch's FLOP
 counter, autograd's own saved tensors, live-tensor brute force and the paper's Table 2."""
 
 import gc
@@ -13,13 +13,14 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import get_model_weights
 
-from vgg_lib import configs, count_parameters, vgg
-from vgg_lib.checks import check
-from vgg_lib.counting import (config_costs, costs, inference_peak_bytes, layer_bias_adds, layer_macs,
+from vgg_lib import count_parameters, vgg
+from vgg_lib.architecture import configs
+from vgg_lib.exercises import check
+from vgg_lib.measure.counting import (config_costs, costs, inference_peak_bytes, layer_bias_adds, layer_macs,
                               live_bytes_per_layer, meta_model, saved_for_backward,
                               training_activation_bytes, training_state_bytes)
-from vgg_lib.saved_tensors import measure_saved_activations
-from vgg_lib.shape_trace import shape_walk, trace_shapes
+from vgg_lib.measure.saved_tensors import measure_saved_activations
+from vgg_lib.measure.shape_trace import shape_walk, trace_shapes
 
 TORCHVISION = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
 ALL_CONFIGS = list(configs.CONFIGS)
@@ -259,11 +260,11 @@ def test_clear_errors():
 # --- exercises ----------------------------------------------------------------------------------
 
 def test_exercise_checks():
-    assert check("layer-by-layer/conv3-2-parameters", 3 * 3 * 256 * 256 + 256, quiet=True)
-    assert not check("layer-by-layer/conv3-2-parameters", 3 * 3 * 256 * 256, quiet=True)
+    assert check("layer_by_layer/conv3-2-parameters", 3 * 3 * 256 * 256 + 256, quiet=True)
+    assert not check("layer_by_layer/conv3-2-parameters", 3 * 3 * 256 * 256, quiet=True)
     fc = 25088 * 4096 + 4096 * 4096 + 4096 * 1000
-    assert check("layer-by-layer/fc-mac-share", fc / get_model_weights("vgg16").IMAGENET1K_V1.meta["_ops"] / 1e9,
+    assert check("layer_by_layer/fc-mac-share", fc / get_model_weights("vgg16").IMAGENET1K_V1.meta["_ops"] / 1e9,
                  quiet=True)
     # dense evaluation at 384: conv part at 384x384 plus the head at 6x6 positions
     conv_384 = config_costs("D", image_size=384).conv_macs
-    assert check("layer-by-layer/dense-384-macs", conv_384 + 36 * fc, quiet=True)
+    assert check("layer_by_layer/dense-384-macs", conv_384 + 36 * fc, quiet=True)

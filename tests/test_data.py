@@ -7,8 +7,8 @@ import pytest
 import torch
 import torchvision
 
-from vgg_lib import data as data_module
-from vgg_lib.data import DataError, balanced_subset, load_cifar10
+from vgg_lib.training import data as data_module
+from vgg_lib.training.data import DataError, balanced_subset, load_cifar10
 
 
 def fake_arrays(n_train=60, n_test=20, seed=0):

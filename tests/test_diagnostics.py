@@ -1,4 +1,4 @@
-"""vgg_lib.diagnostics against statistics computed by hand, and hooks that never outlive their use."""
+"""vgg_lib.training.diagnostics against statistics computed by hand, and hooks that never outlive their use."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from vgg_lib import vgg
-from vgg_lib.diagnostics import (ACTIVATION_FIELDS, FIELDS, GRADIENT_FIELDS, ActivationHooks,
+from vgg_lib.training.diagnostics import (ACTIVATION_FIELDS, FIELDS, GRADIENT_FIELDS, ActivationHooks,
                                  TrainingProbe, gradient_norms, probe_batch, weight_layers)
 
 

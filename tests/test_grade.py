@@ -9,7 +9,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from vgg_lib.teaching import grade
 
-SETUP = """from vgg_lib.checks import Exercise, check, register
+SETUP = """from vgg_lib.exercises import Exercise, check, register
 register(Exercise(id="test/g-count", expected=lambda: 6 * 7, kind="integer", hint="Multiply."),
          Exercise(id="test/g-share", expected=lambda: 1 / 8, kind="fraction", hint="Divide."))"""
 

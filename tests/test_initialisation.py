@@ -1,4 +1,4 @@
-"""vgg_lib.initialisation: the three schemes against their formulas, and the paper's transfer from
+"""vgg_lib.training.initialisation: the three schemes against their formulas, and the paper's transfer from
 net A against Section 3.1 and Table 1 of the paper."""
 
 import math
@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from vgg_lib import vgg
-from vgg_lib.configs import conv_layers
-from vgg_lib.initialisation import initialise, initialise_from_shallower, width_matched_std
+from vgg_lib.architecture.configs import conv_layers
+from vgg_lib.training.initialisation import initialise, initialise_from_shallower, width_matched_std
 
 
 def convs(model):

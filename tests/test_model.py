@@ -5,7 +5,8 @@ import torch
 import torchvision
 
 import vgg_lib
-from vgg_lib import configs, count_parameters, vgg
+from vgg_lib import count_parameters, vgg
+from vgg_lib.architecture import configs
 
 TORCHVISION_BUILDERS = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 

@@ -5,13 +5,16 @@ import inspect
 import pytest
 import torch
 
-from vgg_lib import profiles
-from vgg_lib.configs import CONFIGS
-from vgg_lib.counting import count_parameters
-from vgg_lib.data import load_cifar10
-from vgg_lib.model import vgg
-from vgg_lib.profiles import choose_device, get_profile, train_flop_per_image
-from vgg_lib.train import fit
+from vgg_lib.training import profiles
+from vgg_lib.architecture.configs import CONFIGS
+from vgg_lib.measure.counting import count_parameters
+from vgg_lib.training.data import load_cifar10
+from vgg_lib.architecture.model import vgg
+from vgg_lib.architecture.spec import ModelSpec
+from vgg_lib.device import choose_device
+from vgg_lib.training.profiles import get_profile, train_flop_per_image
+from vgg_lib.training.recipe import TrainConfig
+from vgg_lib.training.loop import fit
 
 
 def test_default_follows_the_device_and_env_overrides(monkeypatch):
@@ -42,25 +45,28 @@ def test_printed_profile_is_one_line_with_both_times():
 def test_build_model_matches_vgg():
     profile = get_profile("quick", device="cpu")
     model = profile.build_model()
-    reference = vgg(profile.config, batch_norm=profile.batch_norm, num_classes=10,
-                    head=profile.head, width=profile.width)
+    spec = profile.model
+    reference = vgg(spec.config, batch_norm=spec.batch_norm, num_classes=10,
+                    head=spec.head, width=spec.width)
     assert count_parameters(model) == count_parameters(reference)
     assert next(model.parameters()).device == torch.device("cpu")
     full = get_profile("full", device="cpu")
-    assert (full.config, full.batch_norm, full.width) == ("D", True, 1.0)  # VGG-16-BN, full width
+    assert (full.model.config, full.model.batch_norm, full.model.width) == ("D", True, 1.0)  # VGG-16-BN, full width
+    assert model.spec == profile.model
 
 
 def test_profile_settings_are_fit_and_load_arguments():
     accepted = inspect.signature(fit).parameters
     for name in ("quick", "full"):
         profile = get_profile(name, device="cpu")
-        assert set(profile.fit_kwargs()) <= set(accepted)
+        assert isinstance(profile.recipe, TrainConfig) and "recipe" in accepted
+        assert isinstance(profile.model, ModelSpec)
         assert set(profile.data_kwargs()) <= set(inspect.signature(load_cifar10).parameters)
 
 
 def test_estimates_scale_with_flops():
     full = get_profile("full", device="cpu")
-    flop = train_flop_per_image("D", True, 1.0, "compact")
+    flop = train_flop_per_image(ModelSpec("D", batch_norm=True, width=1.0, head="compact", num_classes=10))
     # multiply-adds of VGG-16 on a 32x32 image, by hand from the configuration: 3x3 convolutions
     # keep the size, "M" halves it, the compact head is one 512 -> 10 linear layer
     macs, size, channels = 0, 32, 3

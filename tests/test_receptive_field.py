@@ -12,11 +12,11 @@ from nbval.plugin import get_sanitize_patterns
 from torch import nn
 
 from vgg_lib import vgg
-from vgg_lib.configs import CONFIGS
-from vgg_lib.gradient_footprint import as_module, gradient_footprint
-from vgg_lib.receptive_field import (Layer, comparison_table, conv_specs, layers_of, min_input_size,
+from vgg_lib.architecture.configs import CONFIGS
+from vgg_lib.measure.gradient_footprint import as_module, gradient_footprint
+from vgg_lib.measure.receptive_field import (Layer, comparison_table, conv_specs, layers_of, min_input_size,
                                      receptive_field, receptive_fields)
-from vgg_lib.widgets import receptive_field_animation, receptive_field_explorer
+from vgg_lib.measure.explorers import receptive_field_animation, receptive_field_explorer
 
 SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
 

@@ -15,7 +15,7 @@ from vgg_lib.teaching.directives import DirectiveError
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
-SETUP = """from vgg_lib.checks import Exercise, check, register
+SETUP = """from vgg_lib.exercises import Exercise, check, register
 register(Exercise(id="test/forty-two", expected=lambda: 6 * 7, kind="integer", hint="Multiply six by seven."))
 base = 6"""
 

@@ -1,4 +1,4 @@
-"""vgg_lib.sweeps and vgg_lib.training_plots: repeated runs, their summary, their pictures."""
+"""vgg_lib.training.sweeps and vgg_lib.training.plots: repeated runs, their summary, their pictures."""
 
 import math
 import statistics
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from vgg_lib.data import CIFAR10Data
-from vgg_lib.history import History
-from vgg_lib.model import vgg
-from vgg_lib.sweeps import Run, first_step_below, format_table, mean_std, summarise, train_grid
-from vgg_lib.training_plots import moving_average, plot_learning_curves, plot_probes
+from vgg_lib.training.data import CIFAR10Data
+from vgg_lib.training.history import History
+from vgg_lib.architecture.model import vgg
+from vgg_lib.training.sweeps import Run, first_step_below, format_table, mean_std, summarise, train_grid
+from vgg_lib.training.plots import moving_average, plot_learning_curves, plot_probes
 
 matplotlib.use("Agg")
 
@@ -137,7 +137,7 @@ def test_table_lists_each_seeds_step_off_the_plateau():
 def test_log_plots_leave_out_zeros_instead_of_clipping_them():
     import matplotlib.pyplot as plt
 
-    from vgg_lib.training_plots import plot_per_layer
+    from vgg_lib.training.plots import plot_per_layer
 
     fig, ax = plt.subplots()
     names = plot_per_layer(ax, {"a": {"grad_norm": 1e-3}, "b": {"grad_norm": 0.0}, "c": {"pre_std": 1.0}},

@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from vgg_lib import train as train_module
-from vgg_lib.data import CIFAR10Data
-from vgg_lib.history import History
-from vgg_lib.model import vgg
-from vgg_lib.reproducibility import seed_everything
-from vgg_lib.train import evaluate, fit, lr_factor, resolve_precision
+from vgg_lib import device as device_module
+from vgg_lib.training.data import CIFAR10Data
+from vgg_lib.training.history import History
+from vgg_lib.architecture.model import vgg
+from vgg_lib.training.reproducibility import seed_everything
+from vgg_lib.device import resolve_precision
+from vgg_lib.training.loop import evaluate, fit, lr_factor
 
 
 def colour_data(n_train=96, n_test=40, seed=0):
@@ -191,11 +192,11 @@ def test_bf16_autocast_runs_on_cpu():
 
 
 def test_auto_precision_follows_the_cpu(monkeypatch):
-    monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert resolve_precision("auto", "cpu") == "fp32"
-    monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
     assert resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(train_module, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"amx_bf16"}))
     assert resolve_precision("auto", "cpu") == "bf16"
     assert resolve_precision("fp32", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"

@@ -8,13 +8,14 @@ import torchvision
 from torch import nn
 
 from vgg_lib import vgg
-from vgg_lib.activation_maximisation import gaussian_blur, maximise_activation
-from vgg_lib.effective_receptive_field import (effective_receptive_field, mass_square_side,
+from vgg_lib.inspection.activation_maximisation import gaussian_blur, maximise_activation
+from vgg_lib.inspection.effective_receptive_field import (effective_receptive_field, mass_square_side,
                                                tile_images)
-from vgg_lib.feature_maps import (block_ends, capture_activations, layer_names,
-                                  max_activations, strongest_channels, top_k_images)
-from vgg_lib.receptive_field import receptive_field
-from vgg_lib.filters import (filter_energy_split, filter_grid, first_layer_filters,
+from vgg_lib.architecture.naming import feature_names
+from vgg_lib.inspection.feature_maps import (block_ends, capture_activations, max_activations,
+                                             strongest_channels, top_k_images)
+from vgg_lib.measure.receptive_field import receptive_field
+from vgg_lib.inspection.filters import (filter_energy_split, filter_grid, first_layer_filters,
                              normalise_filters)
 
 
@@ -37,17 +38,17 @@ def test_block_ends_match_the_perceptual_loss_layers_of_torchvision_vgg16():
 
 
 def test_layer_names_count_convolutions_per_block_with_batch_norm():
-    names = layer_names(vgg("B", batch_norm=True))
+    names = feature_names(vgg("B", batch_norm=True))
     assert [names[i] for i in range(8)] == ["conv1_1", "bn1_1", "relu1_1", "conv1_2", "bn1_2",
                                             "relu1_2", "pool1", "conv2_1"]
 
 
 @pytest.mark.parametrize("config, batch_norm", [("A-LRN", False), ("C", True), ("E", False)])
 def test_layer_names_are_those_of_the_shape_trace(config, batch_norm):
-    from vgg_lib.shape_trace import trace_shapes
+    from vgg_lib.measure.shape_trace import trace_shapes
 
     model = vgg(config, batch_norm=batch_norm)
-    features = list(layer_names(model).values())
+    features = list(feature_names(model).values())
     traced = [layer.name for layer in trace_shapes(model, image_size=32).layers]
     assert traced[:len(features)] == features
 
@@ -56,7 +57,7 @@ def test_capture_equals_running_the_layers_by_hand():
     model = small_model(batch_norm=True)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     captured = capture_activations(model, x, ["relu2_1", 9, "relu5_2"])
-    names = {name: index for index, name in layer_names(model).items()}
+    names = {name: index for index, name in feature_names(model).items()}
     with torch.no_grad():
         for key, index in [("relu2_1", names["relu2_1"]), (9, 9), ("relu5_2", names["relu5_2"])]:
             torch.testing.assert_close(captured[key], model.features[:index + 1](x))
@@ -97,7 +98,7 @@ def test_capture_without_detach_gives_input_gradients_like_plain_autograd():
     model = small_model()
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2), requires_grad=True)
     (ours,) = torch.autograd.grad(capture_activations(model, x, "relu3_2", detach=False).sum(), x)
-    names = {name: index for index, name in layer_names(model).items()}
+    names = {name: index for index, name in feature_names(model).items()}
     (reference,) = torch.autograd.grad(model.features[:names["relu3_2"] + 1](x).sum(), x)
     torch.testing.assert_close(ours, reference)
 
@@ -124,7 +125,7 @@ def test_top_k_images_agree_with_brute_force():
     scores = max_activations(model, ["relu3_2", "relu1_1"], images, normalize=normalize, batch_size=7)
     assert scores["relu1_1"].shape == (20, 8) and scores["relu3_2"].shape == (20, 32)
     indices, scores = top_k_images(scores["relu3_2"], [0, 5], k=4)
-    names = {name: index for index, name in layer_names(model).items()}
+    names = {name: index for index, name in feature_names(model).items()}
     with torch.no_grad():
         all_scores = model.features[:names["relu3_2"] + 1](normalize(images))[:, [0, 5]].amax(dim=(2, 3))
     for row, channel_scores in enumerate(all_scores.T):
@@ -303,7 +304,7 @@ def test_mass_square_side():
 
 def test_feature_map_figure_has_one_row_per_layer_labelled_with_its_shape():
     import matplotlib.pyplot as plt
-    from vgg_lib.viz import show_feature_maps
+    from vgg_lib.inspection.plots import show_feature_maps
 
     model = small_model()
     image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(11))
@@ -320,7 +321,7 @@ def test_feature_map_figure_has_one_row_per_layer_labelled_with_its_shape():
 
 def test_receptive_field_figure_zooms_on_the_theoretical_square():
     import matplotlib.pyplot as plt
-    from vgg_lib.viz import show_receptive_fields
+    from vgg_lib.inspection.plots import show_receptive_fields
 
     fig = show_receptive_fields([torch.rand(100, 100)], [20], [(50.0, 40.0)], ["x"], margin=0.5)
     ax = fig.axes[0]
@@ -333,7 +334,7 @@ def test_receptive_field_figure_zooms_on_the_theoretical_square():
 
 def test_unit_gallery_puts_the_synthesised_image_first_and_the_top_images_after_it():
     import matplotlib.pyplot as plt
-    from vgg_lib.viz import show_unit_gallery
+    from vgg_lib.inspection.plots import show_unit_gallery
 
     synthesised = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(12))
     top = torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(13))

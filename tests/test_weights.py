@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 from vgg_lib import load_state_dict_checked, vgg
-from vgg_lib import weights
+from vgg_lib.architecture import weights
 
 
 def test_torchvision_state_dict_loads_unchanged():

@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
-from ..checks import Exercise, register
-from ..initialisation import initialise, predicted_pre_activation_std
-from ..model import vgg
+from .registry import Exercise, register
+from ..training.initialisation import initialise, predicted_pre_activation_std
+from ..architecture.model import vgg
 
 
 def _redundant_biases(config="D"):
@@ -57,7 +57,7 @@ def _paper_init_shrink(config="E", std=0.01):
 
 register(
     Exercise(
-        id="batch-norm/redundant-biases",
+        id="batch_norm/redundant-biases",
         expected=_redundant_biases,
         kind="integer",
         hint="A bias added before batch norm shifts every value of its channel, and batch norm then "
@@ -65,7 +65,7 @@ register(
              "BatchNorm2d in VGG-16-BN: one per output channel.",
     ),
     Exercise(
-        id="batch-norm/eval-output",
+        id="batch_norm/eval-output",
         expected=_eval_output,
         kind="number",
         rel_tol=1e-3,
@@ -73,14 +73,14 @@ register(
              "weight * (x - running_mean) / sqrt(running_var + eps) + bias, with eps = 1e-5.",
     ),
     Exercise(
-        id="batch-norm/running-mean-steps",
+        id="batch_norm/running-mean-steps",
         expected=_running_mean_steps,
         kind="integer",
         hint="With momentum 0.1 each training step moves the running mean 10% of the way to the "
              "batch mean, so after k steps it has covered 1 - 0.9**k of the distance from 0.",
     ),
     Exercise(
-        id="batch-norm/batch-of-two",
+        id="batch_norm/batch-of-two",
         expected=_batch_of_two_output,
         kind="number",
         rel_tol=1e-3,
@@ -88,7 +88,7 @@ register(
              "batch variance is ((a - b) / 2) ** 2. Work out (a - mean) / std.",
     ),
     Exercise(
-        id="batch-norm/paper-init-shrink",
+        id="batch_norm/paper-init-shrink",
         expected=_paper_init_shrink,
         kind="number",
         rel_tol=0.02,

@@ -1,24 +1,24 @@
-from ..checks import Exercise, register
-from ..counting import count_parameters
-from ..model import vgg
+from .registry import Exercise, register
+from ..measure.counting import count_parameters
+from ..architecture.model import vgg
 
 register(
     Exercise(
-        id="building/vgg16-parameters",
+        id="building_vgg/vgg16-parameters",
         expected=lambda: count_parameters(vgg("D")),
         kind="integer",
         hint="Add weights and biases of all 13 convolutions and the 3 fully connected layers; "
              "a k x k convolution from C_in to C_out channels has k*k*C_in*C_out weights and C_out biases.",
     ),
     Exercise(
-        id="building/bn-extra-parameters",
+        id="building_vgg/bn-extra-parameters",
         expected=lambda: count_parameters(vgg("D", batch_norm=True)) - count_parameters(vgg("D")),
         kind="integer",
         hint="Each BatchNorm2d has a learnable scale and shift per channel (running statistics are buffers, "
              "not parameters). Sum the output channels of the 13 convolutions and double it.",
     ),
     Exercise(
-        id="building/classifier-share",
+        id="building_vgg/classifier-share",
         expected=lambda: count_parameters(vgg("D").classifier) / count_parameters(vgg("D")),
         kind="fraction",
         rel_tol=0.005,

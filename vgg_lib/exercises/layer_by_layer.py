@@ -1,10 +1,10 @@
 import torch
 from torch import nn
 
-from ..checks import Exercise, register
-from ..counting import layer_macs, meta_model, training_activation_bytes, training_state_bytes
-from ..model import make_layers
-from ..shape_trace import trace_shapes
+from .registry import Exercise, register
+from ..measure.counting import layer_macs, meta_model, training_activation_bytes, training_state_bytes
+from ..architecture.model import make_layers
+from ..measure.shape_trace import trace_shapes
 
 
 def _vgg16_trace():
@@ -35,14 +35,14 @@ def _fc_mac_share():
 
 register(
     Exercise(
-        id="layer-by-layer/conv3-2-parameters",
+        id="layer_by_layer/conv3-2-parameters",
         expected=lambda: _vgg16_trace()["conv3_2"].parameters,
         kind="integer",
         hint="conv3_2 maps 256 channels to 256 channels with 3x3 kernels: k*k*C_in*C_out weights, "
              "plus one bias per output channel.",
     ),
     Exercise(
-        id="layer-by-layer/fc-mac-share",
+        id="layer_by_layer/fc-mac-share",
         expected=_fc_mac_share,
         kind="fraction",
         rel_tol=0.01,
@@ -50,7 +50,7 @@ register(
              "add fc6, fc7 and fc8 and divide by the whole network's multiply-adds at 224x224.",
     ),
     Exercise(
-        id="layer-by-layer/cifar-batch-memory",
+        id="layer_by_layer/cifar-batch-memory",
         expected=_cifar_training_megabytes,
         kind="number",
         rel_tol=0.02,
@@ -58,7 +58,7 @@ register(
              "batch), plus the saved activations per image times 128. Answer in MB (10^6 bytes).",
     ),
     Exercise(
-        id="layer-by-layer/dense-384-macs",
+        id="layer_by_layer/dense-384-macs",
         expected=lambda: sum(layer_macs(l) for l in trace_shapes(fully_convolutional_vgg16(), 384)),
         kind="number",
         rel_tol=0.01,

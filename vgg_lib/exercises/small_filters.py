@@ -1,10 +1,10 @@
 """Checks for chapter 3, "Parameters and nonlinearity" (notebooks/03_small_filters.ipynb)."""
 import torch
 
-from ..checks import Exercise, register
-from ..conv_stacks import conv_layer_costs, conv_stack
-from ..counting import count_parameters
-from ..model import vgg
+from .registry import Exercise, register
+from ..measure.conv_stacks import conv_layer_costs, conv_stack
+from ..measure.counting import count_parameters
+from ..architecture.model import vgg
 
 
 def _weights(kernel_size, depth, channels, in_channels=None):
@@ -23,14 +23,14 @@ def _conv_multiply_adds(config):
 
 register(
     Exercise(
-        id="small-filters/three-3x3-weights-256",
+        id="small_filters/three-3x3-weights-256",
         expected=lambda: _weights(3, 3, 256),
         kind="integer",
         hint="One 3x3 layer from C to C channels has 3*3*C*C weights; there are three of them. "
              "Leave the biases out.",
     ),
     Exercise(
-        id="small-filters/weight-saving",
+        id="small_filters/weight-saving",
         expected=lambda: 1 - _weights(3, 3, 64) / _weights(7, 1, 64),
         kind="fraction",
         rel_tol=0.005,
@@ -39,7 +39,7 @@ register(
              "Comparing a single 3x3 layer with the 7x7 answers a different question.",
     ),
     Exercise(
-        id="small-filters/first-layer-ratio",
+        id="small_filters/first-layer-ratio",
         expected=lambda: _parameters(3, 3, 64, in_channels=3) / _parameters(7, 1, 64, in_channels=3),
         kind="number",
         rel_tol=0.005,
@@ -47,7 +47,7 @@ register(
              "layers read 64. Count weights and biases of every layer.",
     ),
     Exercise(
-        id="small-filters/alexnet-saving",
+        id="small_filters/alexnet-saving",
         expected=lambda: 1 - _weights(3, 5, 256) / _weights(11, 1, 256),
         kind="fraction",
         rel_tol=0.005,
@@ -55,7 +55,7 @@ register(
              "reach 11x11, then compare their weights with one 11x11 layer's, as the chapter did for 7x7.",
     ),
     Exercise(
-        id="small-filters/c-saves-multiply-adds",
+        id="small_filters/c-saves-multiply-adds",
         expected=lambda: _conv_multiply_adds("D") - _conv_multiply_adds("C"),
         kind="integer",
         hint="Only the three layers where C has 1x1 and D has 3x3 differ. Each costs H*W*C*C*k*k "

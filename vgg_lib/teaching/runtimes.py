@@ -57,7 +57,7 @@ def trains(nb):
 
 def gpu_estimate():
     """The training profile's own estimate of one full-profile training run on a Colab T4."""
-    from ..profiles import format_seconds, make_profile
+    from ..training.profiles import format_seconds, make_profile
 
     return f"~{format_seconds(make_profile('full', 'cpu').expected_seconds_t4)} per training run (estimate)"
 

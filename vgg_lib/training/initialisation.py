@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from .diagnostics import weight_layers
-from .feature_maps import layer_names as feature_layer_names
-from .model import initialise_weights
+from ..architecture.naming import feature_names
+from ..architecture.model import initialise_weights
 
 SCHEMES = ("paper", "glorot", "kaiming")
 
@@ -140,7 +140,7 @@ def predicted_pre_activation_std(model, input_std=1.0):
     down, most on the 2x2 maps of the last block) and max-pooling (it keeps the largest of four
     values, pushing them up). Uses the model's actual weights, so it works for any initialisation.
     """
-    names = feature_layer_names(model)
+    names = feature_names(model)
     predicted, mean_square = {}, input_std ** 2
     for index, module in enumerate(model.features):
         if isinstance(module, nn.Conv2d):

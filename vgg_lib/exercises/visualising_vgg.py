@@ -1,11 +1,11 @@
 """Exercises of the chapter "Seeing what VGG learned" (notebooks/07_visualising_vgg.ipynb)."""
 import torch
 
-from ..checks import Exercise, register
-from ..feature_maps import block_ends
-from ..model import vgg
-from ..receptive_field import receptive_fields
-from ..filters import filter_energy_split
+from .registry import Exercise, register
+from ..inspection.feature_maps import block_ends
+from ..architecture.model import vgg
+from ..measure.receptive_field import receptive_fields
+from ..inspection.filters import filter_energy_split
 
 
 def random_filter_flat_share():
@@ -39,7 +39,7 @@ def block_end_values(config="D", block=4, input_size=224):
 
 register(
     Exercise(
-        id="visualising/random-flat-share",
+        id="visualising_vgg/random-flat-share",
         expected=random_filter_flat_share,
         kind="fraction",
         rel_tol=0.01,
@@ -47,14 +47,14 @@ register(
              "out of 27; an i.i.d. random filter spreads its energy evenly over all 27 directions.",
     ),
     Exercise(
-        id="visualising/first-block-covering-cifar",
+        id="visualising_vgg/first-block-covering-cifar",
         expected=first_block_covering,
         kind="integer",
         hint="Use receptive_fields('D') and read the receptive field of the last convolution of each "
              "block (conv1_2, conv2_2, conv3_3, ...): which block is the first to reach 32 pixels?",
     ),
     Exercise(
-        id="visualising/relu4-3-values",
+        id="visualising_vgg/relu4-3-values",
         expected=block_end_values,
         kind="integer",
         hint="relu4_3 comes after three 2x2 poolings (224 -> 112 -> 56 -> 28) and has 512 channels; "

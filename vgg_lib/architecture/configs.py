@@ -3,12 +3,15 @@
 Each configuration is a list read left to right, like torchvision's ``cfgs``:
 
 * an ``int`` ``n``      -- a 3x3 convolution (stride 1, padding 1) with ``n`` output channels
-* a ``(n, 1)`` tuple    -- a 1x1 convolution with ``n`` output channels (configuration C only)
+* a ``(n, k)`` tuple    -- a kxk convolution with ``n`` output channels (C's 1x1 layers: ``(n, 1)``)
 * ``"LRN"``             -- local response normalisation (configuration A-LRN only)
 * ``"M"``               -- 2x2 max-pooling with stride 2
 
-Every convolution is followed by a ReLU (and by batch norm first, when asked).
+Every convolution is followed by a ReLU (and by batch norm first, when asked). ``parse_config``
+is the one place that reads this grammar.
 """
+
+from dataclasses import dataclass
 
 CONFIGS = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -44,15 +47,41 @@ def get_config(name):
     return list(CONFIGS[key])
 
 
+@dataclass(frozen=True)
+class ConfigItem:
+    """One entry of a configuration, read: ``kind`` is "conv", "pool" or "lrn"; a convolution
+    has ``channels`` and ``kernel_size`` (3 for an ``int`` entry, 1 for ``(n, 1)``)."""
+
+    kind: str
+    channels: int = 0
+    kernel_size: int = 0
+
+
+def parse_config(config):
+    """The one reader of the config grammar: a configuration name or a layer list (ints,
+    ``(channels, kernel)`` tuples, "M", "LRN") as a list of ``ConfigItem``."""
+    layers = get_config(config) if isinstance(config, str) else list(config)
+    items = []
+    for item in layers:
+        if item == "M":
+            items.append(ConfigItem("pool"))
+        elif item == "LRN":
+            items.append(ConfigItem("lrn"))
+        elif isinstance(item, int) and not isinstance(item, bool) and item > 0:
+            items.append(ConfigItem("conv", item, 3))
+        elif (isinstance(item, tuple) and len(item) == 2
+              and all(isinstance(v, int) and v > 0 for v in item)):
+            items.append(ConfigItem("conv", item[0], item[1]))
+        else:
+            raise ValueError(f"Cannot read {item!r} in a VGG configuration: use an int (a 3x3 "
+                             "convolution's channels), a (channels, kernel_size) pair, 'M' "
+                             "(max-pooling) or 'LRN'.")
+    return items
+
+
 def conv_layers(name):
     """The convolutions of a configuration as ``(out_channels, kernel_size)`` pairs."""
-    layers = []
-    for item in get_config(name):
-        if isinstance(item, int):
-            layers.append((item, 3))
-        elif isinstance(item, tuple):
-            layers.append(item)
-    return layers
+    return [(item.channels, item.kernel_size) for item in parse_config(name) if item.kind == "conv"]
 
 
 def weight_layer_count(name):
@@ -61,20 +90,19 @@ def weight_layer_count(name):
 
 
 def pooling_count(name):
-    return get_config(name).count("M")
+    return sum(item.kind == "pool" for item in parse_config(name))
 
 
 def layer_names(name):
     """The paper's notation for each entry: conv3-64, conv1-256, LRN, maxpool."""
     names = []
-    for item in get_config(name):
-        if item == "M":
+    for item in parse_config(name):
+        if item.kind == "pool":
             names.append("maxpool")
-        elif item == "LRN":
+        elif item.kind == "lrn":
             names.append("LRN")
         else:
-            channels, kernel_size = item if isinstance(item, tuple) else (item, 3)
-            names.append(f"conv{kernel_size}-{channels}")
+            names.append(f"conv{item.kernel_size}-{item.channels}")
     return names
 
 

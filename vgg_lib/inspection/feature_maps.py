@@ -9,18 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .shape_trace import caffe_layer_names
-
-
-def layer_names(model):
-    """Names for ``model.features`` in the paper's style: ``{index: "conv3_2"}``.
-
-    Block ``b`` is everything up to and including its max-pooling ``pool{b}``; inside a block
-    convolutions count 1, 2, ... and their batch norm and ReLU share the convolution's number
-    (``conv3_2``, ``bn3_2``, ``relu3_2``): the names of chapter 4's shape trace. Works for
-    torchvision's VGGs as well as this book's.
-    """
-    return dict(enumerate(caffe_layer_names(list(_features(model)), linear_count=0)))
+from ..architecture.naming import feature_names, features_of
 
 
 def block_ends(model):
@@ -28,8 +17,8 @@ def block_ends(model):
 
     These are the feature maps a block hands on: full resolution of the block, all its channels.
     """
-    features = _features(model)
-    names = layer_names(model)
+    features = features_of(model)
+    names = feature_names(model)
     ends = {}
     for index, module in enumerate(features):
         if isinstance(module, nn.MaxPool2d) and index > 0:
@@ -39,14 +28,14 @@ def block_ends(model):
 
 def resolve_layer(model, layer):
     """The ``model.features`` index of ``layer``: an index, a name such as ``"relu3_3"``, or a module."""
-    features = _features(model)
+    features = features_of(model)
     if isinstance(layer, nn.Module):
         for index, module in enumerate(features):
             if module is layer:
                 return index
         raise ValueError("That module is not inside model.features; pass one of its layers.")
     if isinstance(layer, str):
-        by_name = {name: index for index, name in layer_names(model).items()}
+        by_name = {name: index for index, name in feature_names(model).items()}
         if layer not in by_name:
             raise ValueError(f"No layer named {layer!r}. This model has: {', '.join(by_name)}.")
         return by_name[layer]
@@ -83,7 +72,7 @@ def capture_activations(model, x, layers, detach=True):
     if not layers:
         raise ValueError("Ask for at least one layer, e.g. capture_activations(model, x, ['relu1_2']).")
     indices = [resolve_layer(model, layer) for layer in layers]
-    features = _features(model)
+    features = features_of(model)
     last = max(indices)
     captured = {}
 
@@ -167,10 +156,3 @@ def top_k_images(scores, channels, k=9):
         raise ValueError(f"k={k} but scores cover only {scores.shape[0]} images.")
     best = torch.sort(scores[:, channels].T, dim=1, descending=True, stable=True)
     return best.indices[:, :k], best.values[:, :k]
-
-
-def _features(model):
-    features = getattr(model, "features", model)
-    if not isinstance(features, nn.Sequential):
-        raise TypeError("Expected a VGG (with a .features nn.Sequential) or an nn.Sequential of layers.")
-    return features

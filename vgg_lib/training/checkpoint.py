@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch
 
-from .atomic_write import write_atomically
-from .weights import load_state_dict_checked
+from ..atomic_write import write_atomically
+from ..architecture.spec import ModelSpec
+from ..architecture.weights import load_state_dict_checked
 
-FORMAT = "vgg_lib.checkpoint/1"
+FORMAT = "vgg_lib.checkpoint/2"  # /2 stores the model's spec and the training recipe
+READABLE_FORMATS = ("vgg_lib.checkpoint/1", FORMAT)
 ENV_CHECKPOINT_DIR = "VGG_CHECKPOINT_DIR"
 
 
@@ -31,7 +33,7 @@ def default_checkpoint_dir():
     else ``checkpoints/`` in the current folder. The folder is created when first saved to."""
     if os.environ.get(ENV_CHECKPOINT_DIR):
         return Path(os.environ[ENV_CHECKPOINT_DIR]).expanduser()
-    repository = Path(__file__).resolve().parent.parent
+    repository = Path(__file__).resolve().parents[2]  # vgg_lib/training/checkpoint.py
     if (repository / "_toc.yml").is_file() and (repository / "vgg_lib").is_dir():
         return repository / "checkpoints"
     return Path.cwd() / "checkpoints"
@@ -43,14 +45,33 @@ def _history_dict(history):
     return history.to_dict()
 
 
+def check_checkpoint_folder(path):
+    """Fail now, not after an epoch of training, when ``path``'s folder cannot be written."""
+    folder = Path(path).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError as error:
+        writable, reason = False, f" ({error.strerror})"
+    else:
+        reason = ""
+    if not writable:
+        raise CheckpointError(f"Cannot write checkpoints into {folder}{reason}. Pick a writable "
+                              f"folder: set {ENV_CHECKPOINT_DIR} or pass another checkpoint_path.")
+
+
 def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None, extra=None,
-                    training_state=None):
-    """Atomically save the model's state dict and, when given, the optimizer's, the scheduler's,
-    a ``History`` (stored as a plain dict), ``extra`` (your own plain data, e.g. the model's
-    configuration) and ``training_state`` (what ``fit`` needs to resume: RNG states, epoch...)."""
+                    training_state=None, recipe=None):
+    """Atomically save the model's state dict, its ``ModelSpec`` (``model.spec``, when it was
+    built from one) and, when given, the optimizer's and the scheduler's state, a ``History``
+    (stored as a plain dict), the ``recipe`` (a ``TrainConfig``), ``extra`` (your own plain data)
+    and ``training_state`` (what ``fit`` needs to resume: RNG states, epoch...)."""
+    spec = getattr(model, "spec", None)
     payload = {
         "format": FORMAT,
         "model": model.state_dict(),
+        "model_spec": spec.to_dict() if spec is not None else None,
+        "recipe": recipe.to_dict() if recipe is not None else None,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "history": _history_dict(history),
@@ -83,19 +104,26 @@ def read_checkpoint(path, map_location="cpu"):
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path} holds a {type(payload).__name__} without a 'model' entry; "
                               "it was not written by save_checkpoint or torch.save(model.state_dict()).")
+    written_by = payload.get("format")
+    if written_by != "state_dict" and written_by not in READABLE_FORMATS:
+        raise CheckpointError(f"{path} has format {written_by!r}; this vgg_lib reads "
+                              f"{', '.join(READABLE_FORMATS)}. Update vgg_lib (a newer format) "
+                              "or train again.")
     return payload
 
 
-def load_checkpoint(path, model, optimizer=None, scheduler=None):
+def load_checkpoint(path, model, optimizer=None, scheduler=None, payload=None):
     """Load a checkpoint into ``model`` (and ``optimizer`` / ``scheduler`` when given) and
-    return its contents as a dict (keys: model, optimizer, scheduler, history, extra,
-    training_state). A checkpoint of another configuration raises a ``ValueError`` saying what
-    differs."""
-    try:
-        device = next(model.parameters()).device
-    except StopIteration:
-        device = torch.device("cpu")
-    payload = read_checkpoint(path, map_location=device)
+    return its contents as a dict (keys: model, model_spec, recipe, optimizer, scheduler,
+    history, extra, training_state). A checkpoint of another configuration raises a
+    ``ValueError`` saying what differs. ``payload``: the contents already read with
+    ``read_checkpoint``, so the file is not read twice."""
+    if payload is None:
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+        payload = read_checkpoint(path, map_location=device)
     load_state_dict_checked(model, payload["model"])
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler)):
         if target is None:
@@ -109,3 +137,20 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
             raise CheckpointError(f"The {name} state in {path} does not fit this {name} "
                                   f"({error}). Was it saved for another model?") from error
     return payload
+
+
+def load_model(path, device=None):
+    """The model a checkpoint holds, rebuilt from the ``ModelSpec`` stored in it, with its
+    weights, in eval mode, on ``device`` (default: the CPU)."""
+    payload = read_checkpoint(path)
+    if not payload.get("model_spec"):
+        raise CheckpointError(f"{path} stores weights but no model spec, so the model cannot be "
+                              "rebuilt from it alone; build the model yourself and use "
+                              "load_checkpoint(path, model).")
+    try:
+        spec = ModelSpec.from_dict(payload["model_spec"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"The model spec stored in {path} is not readable: {error}") from error
+    model = spec.build(init_weights=False)
+    load_state_dict_checked(model, payload["model"])
+    return model.to(device or "cpu").eval()

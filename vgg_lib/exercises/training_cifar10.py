@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from ..checks import Exercise, register
-from ..profiles import QUICK, train_flop_per_image
+from .registry import Exercise, register
+from ..training.profiles import QUICK, train_flop_per_image
 
 
 def smoothed_loss_floor(smoothing=0.1, classes=10):
@@ -16,13 +16,12 @@ def smoothed_loss_floor(smoothing=0.1, classes=10):
 
 
 def quick_epoch_flop(images=10_000):
-    return images * train_flop_per_image(QUICK["config"], QUICK["batch_norm"], QUICK["width"],
-                                         QUICK["head"])
+    return images * train_flop_per_image(QUICK["model"])
 
 
 register(
     Exercise(
-        id="training/smoothing-floor",
+        id="training_cifar10/smoothing-floor",
         expected=smoothed_loss_floor,
         kind="number",
         rel_tol=0.005,
@@ -31,7 +30,7 @@ register(
              "distribution, and then it equals the distribution's entropy, -sum q log q.",
     ),
     Exercise(
-        id="training/epoch-flop",
+        id="training_cifar10/epoch-flop",
         expected=quick_epoch_flop,
         kind="number",
         rel_tol=0.02,

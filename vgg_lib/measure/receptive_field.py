@@ -19,15 +19,15 @@ Square kernels and square inputs only, as in every VGG. Pointwise layers (ReLU, 
 dropout) do not move across the image and leave all four quantities unchanged.
 """
 
-import math
-import re
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .configs import get_config
-from .model import make_layers
+from ..architecture.configs import get_config
+from ..architecture.naming import layer_order, paper_names
+from ..tables import text_table
+from ..architecture.model import make_layers
 
 # Layers that act on each pixel separately: they never change what a unit sees.
 POINTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid,
@@ -182,17 +182,14 @@ def walk(module):
     features = getattr(module, "features", module)
     if not isinstance(features, nn.Module):
         raise TypeError(f"Expected a VGG model or an nn.Sequential of layers, got {type(module).__name__}.")
-    block, index = 1, 0
-    for path, leaf in _leaves(features):
+    leaves = list(_leaves(features))
+    names = paper_names([leaf for _, leaf in leaves])
+    for (path, leaf), name in zip(leaves, names):
         if isinstance(leaf, POINTWISE):
             yield leaf, None
             continue
-        if isinstance(leaf, nn.Conv2d):
-            index += 1
-            layer = _layer_from_module(leaf, f"conv{block}_{index}")
-        elif isinstance(leaf, (nn.MaxPool2d, nn.AvgPool2d)):
-            layer = _layer_from_module(leaf, f"pool{block}")
-            block, index = block + 1, 0
+        if isinstance(leaf, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            layer = _layer_from_module(leaf, name)
         else:
             raise TypeError(
                 f"Cannot follow a receptive field through {type(leaf).__name__} (module "
@@ -301,24 +298,13 @@ def receptive_field(source, layer=None, input_size=224):
 
 def format_table(rows):
     """A plain-text table: layer, kernel, stride, padding, output size, receptive field, jump, start."""
-    header = f"{'layer':<11}{'kernel':>7}{'stride':>7}{'pad':>5}{'output':>9}{'RF':>6}{'jump':>6}{'start':>7}"
-    lines = [header, "-" * len(header)]
+    lines = []
     for row in rows:
         layer = row.layer
         kernel = f"{layer.kernel}" if layer.dilation == 1 else f"{layer.kernel}d{layer.dilation}"
-        output = f"{row.size}x{row.size}"
-        lines.append(f"{row.name:<11}{kernel:>7}{layer.stride:>7}{layer.padding:>5}{output:>9}"
-                     f"{row.receptive_field:>6}{row.jump:>6}{row.start:>7g}")
-    return "\n".join(lines)
-
-
-def _order(name):
-    match = re.fullmatch(r"conv(\d+)_(\d+)|pool(\d+)", name)
-    if match is None:
-        return (math.inf, 0, 0)
-    if match.group(1):
-        return (int(match.group(1)), 0, int(match.group(2)))
-    return (int(match.group(3)), 1, 0)
+        lines.append([row.name, kernel, layer.stride, layer.padding, f"{row.size}x{row.size}",
+                      row.receptive_field, row.jump, f"{row.start:g}"])
+    return text_table(["layer", "kernel", "stride", "pad", "output", "RF", "jump", "start"], lines)
 
 
 def comparison_table(configs=("A", "B", "C", "D", "E"), input_size=224, head=True):
@@ -327,13 +313,7 @@ def comparison_table(configs=("A", "B", "C", "D", "E"), input_size=224, head=Tru
     A dash means the configuration has no layer of that name.
     """
     tables = {name: receptive_fields(name, input_size, head=head) for name in configs}
-    names = sorted({row.name for table in tables.values() for row in table}, key=_order)
-    width = max(6, *(len(name) + 2 for name in configs))
-    lines = [f"{'layer':<11}" + "".join(f"{name:>{width}}" for name in configs)]
-    lines.append("-" * len(lines[0]))
-    for layer in names:
-        cells = []
-        for table in tables.values():
-            cells.append(str(table[layer].receptive_field) if layer in table.names else "-")
-        lines.append(f"{layer:<11}" + "".join(f"{cell:>{width}}" for cell in cells))
-    return "\n".join(lines)
+    names = sorted({row.name for table in tables.values() for row in table}, key=layer_order)
+    rows = [[layer] + [str(table[layer].receptive_field) if layer in table.names else "-"
+                       for table in tables.values()] for layer in names]
+    return text_table(["layer", *configs], rows)

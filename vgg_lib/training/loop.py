@@ -1,85 +1,26 @@
 """``fit``: the training loop of the book, with the whole dataset on the training device.
 
 Each step indexes a batch out of the uint8 image tensor, augments it with one gather
-(``vgg_lib.augment``), normalises it and runs SGD with momentum (the paper's optimiser) under
+(``vgg_lib.training.augment``), normalises it and runs SGD with momentum (the paper's optimiser) under
 mixed precision where the hardware gains from it. No DataLoader, no worker processes, no PIL:
 on a GPU the data never leaves it, on a CPU no core is spent decoding images.
 """
 
 import math
 import time
-from contextlib import nullcontext
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..device import autocast, default_channels_last, resolve_precision
 from .augment import random_crop_flip
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, check_checkpoint_folder, load_checkpoint,
+                         read_checkpoint, save_checkpoint)
 from .history import History
+from .recipe import SCHEDULES, TrainConfig
 from .reproducibility import rng_states, seed_everything, set_rng_states
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SCHEDULES = ("onecycle", "cosine", "constant")
-# Settings a resumed run must share with the checkpoint it continues (the rest, e.g. precision
-# or the progress bar, may change between sessions).
-RESUME_KEYS = ("epochs", "lr", "batch_size", "momentum", "nesterov", "weight_decay", "schedule",
-               "label_smoothing", "augment", "crop_padding", "seed", "train_images")
-
-
-# --- precision ------------------------------------------------------------------------------
-
-@lru_cache(maxsize=1)
-def cpu_flags():
-    """The CPU feature flags Linux reports (empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def cpu_has_native_bf16():
-    """True when the CPU computes in bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm).
-
-    Without it, PyTorch emulates bf16: on this book's AVX2 test machine (AMD EPYC, 2 cores) a
-    training step of a quarter-width VGG-16-BN ran at 56 images/s under bf16 autocast against
-    620 images/s in fp32."""
-    flags = cpu_flags()
-    return bool({"avx512_bf16", "amx_bf16", "bf16"} & flags)
-
-
-def resolve_precision(precision, device):
-    """Turn "auto" into what runs fastest on ``device``: bf16 on GPUs that support it, fp16
-    (with loss scaling) on older GPUs such as the T4, bf16 on CPUs with native bf16 arithmetic
-    (``cpu_has_native_bf16``), else fp32: emulated bf16 is many times slower than fp32."""
-    device = torch.device(device)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}.")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    return "fp32"
-
-
-def autocast(device, precision):
-    """The autocast context for a resolved precision (BatchNorm stays fp32 inside it)."""
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
-
-
-def default_channels_last(device):
-    """NHWC memory layout: faster on CUDA (tensor cores) and on CPUs (oneDNN), not on MPS."""
-    return torch.device(device).type in ("cuda", "cpu")
 
 
 # --- learning-rate schedules ----------------------------------------------------------------
@@ -151,75 +92,86 @@ def evaluate(model, data, batch_size=512, tta_flip=False, split="test", precisio
 
 # --- the loop -------------------------------------------------------------------------------
 
-def _check_resumable(saved, wanted, path):
-    differences = [f"{key}: checkpoint {saved.get(key)!r} vs now {wanted[key]!r}"
-                   for key in RESUME_KEYS if saved.get(key) != wanted[key]]
+def _check_resumable(saved, recipe, train_images, path):
+    if "recipe" not in saved or not saved.get("training_state"):
+        raise CheckpointError(f"{path} holds model weights but no training state; it cannot be "
+                              "resumed (it was not written by fit).")
+    stored = TrainConfig.from_dict(saved["recipe"])
+    differences = [f"{name}: checkpoint {getattr(stored, name)!r} vs now {getattr(recipe, name)!r}"
+                   for name in recipe.differences(stored)]
+    stored_images = saved["training_state"].get("train_images")
+    if stored_images != train_images:
+        differences.append(f"train_images: checkpoint {stored_images!r} vs now {train_images!r}")
     if differences:
         raise ValueError(
-            f"Cannot resume from {path}: it belongs to a run with other settings ("
-            + "; ".join(differences) + "). Call fit with the same settings, or delete the "
+            f"Cannot resume from {path}: it belongs to a run with another recipe ("
+            + "; ".join(differences) + "). Call fit with the same recipe, or delete the "
             "checkpoint (or pass another checkpoint_path) to start a new run."
         )
 
 
-def fit(model, data, epochs=10, lr=0.05, batch_size=128, momentum=0.9, weight_decay=5e-4,
-        schedule="onecycle", label_smoothing=0.0, augment=True, precision="auto",
-        channels_last=None, compile=False, seed=0, checkpoint_path=None, resume=False,
-        progress=True, max_steps=None, step_callback=None, eval_every_epoch=True,
-        tta_flip=False, eval_batch_size=512, nesterov=False, crop_padding=4):
-    """Train ``model`` on ``data`` (a ``CIFAR10Data``) and return a ``History``.
+def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compile=False,
+        checkpoint_path=None, resume=False, progress=True, max_steps=None, step_callback=None,
+        eval_every_epoch=True, eval_batch_size=512, **recipe_changes):
+    """Train ``model`` on ``data`` (a ``CIFAR10Data``) with ``recipe`` (a ``TrainConfig``; the
+    default one when None) and return a ``History``. Keyword arguments named like the recipe's
+    fields change them for this call: ``fit(model, data, profile.recipe, epochs=3)``.
 
     The model moves to the data's device. ``precision``: "auto" (fastest on this hardware, see
-    ``resolve_precision``), "fp32", "bf16" or "fp16". ``channels_last=None`` picks the faster
-    layout for the device. ``compile=True`` wraps the model in ``torch.compile``. ``augment``:
-    random crops (zero padding ``crop_padding`` pixels on each side) and horizontal flips.
+    ``vgg_lib.device.resolve_precision``), "fp32", "bf16" or "fp16". ``channels_last=None``
+    picks the faster layout for the device. ``compile=True`` wraps the model in
+    ``torch.compile``.
 
-    ``checkpoint_path``: save an atomic checkpoint after every epoch. ``resume=True`` continues
-    from it when it exists (and starts afresh when it does not); a resumed run ends with exactly
-    the weights of an uninterrupted one on the same machine. ``max_steps`` stops after that many
-    optimiser steps in total (the schedule is still the one for ``epochs``), e.g. to simulate an
-    interrupted run. ``step_callback(step, model, loss)`` runs after ``backward()`` and before
-    the optimiser step, so gradients can be inspected; steps count from 1.
+    ``checkpoint_path``: save an atomic checkpoint after every epoch, holding the weights, the
+    model's ``ModelSpec`` and the recipe. ``resume=True`` continues from it when it exists (and
+    starts afresh when it does not), refusing a checkpoint of another recipe; a resumed run ends
+    with exactly the weights of an uninterrupted one on the same machine. ``max_steps`` stops
+    after that many optimiser steps in total (the schedule is still the one for ``epochs``), e.g.
+    to simulate an interrupted run. ``step_callback(step, model, loss)`` runs after
+    ``backward()`` and before the optimiser step, so gradients can be inspected; steps count
+    from 1.
 
     A non-finite loss ends the run: ``history.diverged`` is True and ``history.status`` says
     "diverged at step N".
     """
+    if recipe is not None and not isinstance(recipe, TrainConfig):
+        raise TypeError(f"recipe must be a TrainConfig (e.g. profile.recipe), not a "
+                        f"{type(recipe).__name__}; pass single settings as keywords instead.")
+    recipe = (recipe or TrainConfig()).replace(**recipe_changes)
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs a checkpoint_path to resume from.")
+    if checkpoint_path is not None:
+        check_checkpoint_folder(checkpoint_path)
     device = data.x_train.device
     model.to(device)
     precision = resolve_precision(precision, device)
     channels_last = default_channels_last(device) if channels_last is None else channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule={schedule!r}; choose one of {', '.join(SCHEDULES)}.")
-    if resume and checkpoint_path is None:
-        raise ValueError("resume=True needs a checkpoint_path to resume from.")
 
     train_images = len(data.x_train)
-    batch_size = min(batch_size, train_images)
-    steps_per_epoch = train_images // batch_size  # the last incomplete batch is dropped
+    # The last incomplete batch is dropped; a batch larger than the data shrinks to fit it.
+    recipe = recipe.replace(batch_size=min(recipe.batch_size, train_images))
+    epochs, batch_size, tta_flip = recipe.epochs, recipe.batch_size, recipe.tta_flip
+    steps_per_epoch = train_images // batch_size
     total_steps = epochs * steps_per_epoch
-    config = dict(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, nesterov=nesterov,
-                  weight_decay=weight_decay, schedule=schedule, label_smoothing=label_smoothing,
-                  augment=augment, crop_padding=crop_padding, seed=seed, train_images=train_images,
-                  test_images=len(data.x_test), steps_per_epoch=steps_per_epoch,
-                  precision=precision, channels_last=channels_last, tta_flip=tta_flip,
-                  device=str(device), data_source=data.source)
+    config = dict(recipe.to_dict(), train_images=train_images, test_images=len(data.x_test),
+                  steps_per_epoch=steps_per_epoch, precision=precision,
+                  channels_last=channels_last, device=str(device), data_source=data.source)
 
-    optimizer = make_optimizer(model, lr, momentum, weight_decay, nesterov)
+    optimizer = make_optimizer(model, recipe.lr, recipe.momentum, recipe.weight_decay,
+                               recipe.nesterov)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(lr_factor, total_steps=total_steps, schedule=schedule))
+        optimizer, partial(lr_factor, total_steps=total_steps, schedule=recipe.schedule))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator()  # data order and augmentation, on the CPU (see augment.py)
 
     history, start_epoch, step = History(config), 0, 0
     if resume and Path(checkpoint_path).is_file():
-        saved = load_checkpoint(checkpoint_path, model, optimizer, scheduler)
-        state = saved.get("training_state")
-        if not state or "fit_config" not in state:
-            raise CheckpointError(f"{checkpoint_path} holds model weights but no training state; "
-                                  "it cannot be resumed (it was not written by fit).")
-        _check_resumable(state["fit_config"], config, checkpoint_path)
+        saved = read_checkpoint(checkpoint_path, map_location=device)
+        _check_resumable(saved, recipe, train_images, checkpoint_path)
+        load_checkpoint(checkpoint_path, model, optimizer, scheduler, payload=saved)
+        state = saved["training_state"]
         history = History.from_dict(saved["history"])
         history.config.update(precision=precision, channels_last=channels_last, device=str(device))
         start_epoch, step = state["epoch"], state["step"]
@@ -227,11 +179,11 @@ def fit(model, data, epochs=10, lr=0.05, batch_size=128, momentum=0.9, weight_de
         generator.set_state(state["data_generator"])
         set_rng_states(state["rng"])
     else:
-        seed_everything(seed)
-        generator.manual_seed(seed)
+        seed_everything(recipe.seed)
+        generator.manual_seed(recipe.seed)
 
     training_model = torch.compile(model) if compile else model
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
     bar = _progress_bar(progress, last_step, step)
     model.train()
@@ -248,8 +200,9 @@ def fit(model, data, epochs=10, lr=0.05, batch_size=128, momentum=0.9, weight_de
                     break
                 index = order[i * batch_size:(i + 1) * batch_size]
                 images, labels = data.x_train[index], data.y_train[index]
-                if augment:
-                    images = random_crop_flip(images, padding=crop_padding, generator=generator)
+                if recipe.augment:
+                    images = random_crop_flip(images, padding=recipe.crop_padding,
+                                              generator=generator)
                 x = data.normalize(images, channels_last=channels_last)
                 with autocast(device, precision):
                     logits = training_model(x)
@@ -301,7 +254,9 @@ def fit(model, data, epochs=10, lr=0.05, batch_size=128, momentum=0.9, weight_de
                 break
             if checkpoint_path is not None:
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, history,
-                                training_state=dict(epoch=epoch + 1, step=step, fit_config=config,
+                                recipe=recipe,
+                                training_state=dict(epoch=epoch + 1, step=step,
+                                                    train_images=train_images,
                                                     scaler=scaler.state_dict(),
                                                     data_generator=generator.get_state(),
                                                     rng=rng_states()))

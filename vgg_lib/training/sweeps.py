@@ -9,9 +9,10 @@ plain, deterministic text.
 import math
 from dataclasses import dataclass
 
+from ..tables import text_table
 from .diagnostics import TrainingProbe
 from .reproducibility import seed_everything
-from .train import fit
+from .loop import fit
 
 
 @dataclass
@@ -150,18 +151,11 @@ def format_table(summaries, title=None):
     rows = [[s.label, f"{s.lr:g}", _percent(s.final_mean_std) if s.final else "diverged",
              _percent(s.best_mean_std) if s.best else "diverged", f"{s.diverged}/{s.runs}"]
             for s in summaries]
-    align = ["<", ">", ">", ">", ">"]
     if summaries and all(s.below is not None for s in summaries):
         header.append(f"steps to loss < {summaries[0].loss_below:g}")
-        align.append(">")
         for row, s in zip(rows, summaries):
             row.append(_steps(s.below))
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
-    lines = ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(header, align, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(row, align, widths)) for row in rows]
-    if title:
-        lines.insert(0, title)
+    lines = [text_table(header, rows, title=title)]
     seeds = {s.runs for s in summaries}
     notes = [f"accuracy: mean ± standard deviation over {', '.join(str(n) for n in sorted(seeds))} seeds"]
     if len(header) > 5:

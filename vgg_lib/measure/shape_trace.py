@@ -4,7 +4,7 @@
 input and output shapes (one image, batch dimension dropped), the parameters, and *which
 tensor* each layer read and wrote, so that in-place layers (``ReLU(inplace=True)``) and views
 (``torch.flatten``) can be told apart from layers that allocate new memory. Counting
-(``vgg_lib.counting``) turns a trace into multiply-adds and memory.
+(``vgg_lib.measure.counting``) turns a trace into multiply-adds and memory.
 
 The model may live on the ``meta`` device: PyTorch then runs every layer's shape logic without
 computing any numbers, so even VGG-19 at 224x224 traces instantly.
@@ -17,17 +17,7 @@ import torch
 from torch import nn
 from torch.multiprocessing.reductions import StorageWeakRef
 
-KINDS = {
-    nn.Conv2d: "conv",
-    nn.Linear: "fc",
-    nn.ReLU: "relu",
-    nn.BatchNorm2d: "bn",
-    nn.LocalResponseNorm: "lrn",
-    nn.MaxPool2d: "maxpool",
-    nn.AdaptiveAvgPool2d: "avgpool",
-    nn.Dropout: "dropout",
-}
-
+from ..architecture.naming import kind_of, paper_names
 
 @dataclass(frozen=True)
 class Layer:
@@ -104,34 +94,6 @@ def _image_size(image_size):
             f"image_size={image_size!r} is not a size: pass an int (224) or a pair (height, width)."
         ) from None
     return height, width
-
-
-def caffe_layer_names(calls, linear_count):
-    """Caffe-style names: conv{block}_{i}, relu{block}_{i}, bn{block}_{i}, pool{block}, fc6..fc8."""
-    names = []
-    block, index = 1, 0
-    for module in calls:
-        kind = KINDS.get(type(module), type(module).__name__.lower())
-        suffix = f"{block}_{index}" if index else f"{block}"
-        if kind == "conv":
-            index += 1
-            names.append(f"conv{block}_{index}")
-        elif kind == "maxpool":
-            names.append(f"pool{block}")
-            block, index = block + 1, 0
-        elif kind == "fc":
-            index = 0
-            names.append("fc" if linear_count == 1 else f"fc{block}")
-            block += 1
-        elif kind in ("relu", "bn"):
-            names.append(f"{kind}{suffix}" if index else f"{kind}{block - 1}")
-        elif kind == "dropout":
-            names.append(f"drop{block - 1}")
-        elif kind == "lrn":
-            names.append(f"lrn{block}")
-        else:
-            names.append(kind)
-    return names
 
 
 def trace_shapes(model, image_size=224, batch_size=1, in_channels=None):
@@ -213,7 +175,7 @@ def _build_trace(model, x, calls, spans, paths):
 
     tensor_id(x)
     linear_count = sum(isinstance(m, nn.Linear) for m in paths)
-    names = caffe_layer_names([module for module, _, _ in calls], linear_count)
+    names = paper_names([module for module, _, _ in calls], linear_count)
     layers, row_of_call = [], []
     previous_shape, previous_id = tuple(x.shape[1:]), tensor_id(x)
     for name, (module, inp, out) in zip(names, calls):
@@ -226,7 +188,7 @@ def _build_trace(model, x, calls, spans, paths):
         options = {"size": module.size} if isinstance(module, nn.LocalResponseNorm) else {}
         layers.append(Layer(
             name=name,
-            kind=KINDS.get(type(module), type(module).__name__.lower()),
+            kind=kind_of(module),
             module=paths[module],
             input_shape=in_shape,
             output_shape=tuple(out.shape[1:]),

@@ -8,18 +8,18 @@ pretrained ImageNet weights included, load into these models unchanged.
 import torch
 from torch import nn
 
-from .configs import LRN_SETTINGS, get_config
-
-HEADS = ("imagenet", "compact")
+from .configs import LRN_SETTINGS, parse_config
+from .spec import HEADS, ModelSpec
 
 
 class VGG(nn.Module):
-    def __init__(self, features, avgpool, classifier, config, pool_count):
+    def __init__(self, features, avgpool, classifier, config, pool_count, spec=None):
         super().__init__()
         self.features = features
         self.avgpool = avgpool
         self.classifier = classifier
         self.config = config
+        self.spec = spec  # the ModelSpec it was built from (None for a hand-assembled VGG)
         self.min_input_size = 2 ** pool_count
 
     def forward(self, x):
@@ -51,17 +51,17 @@ def scaled_channels(channels, width):
 def make_layers(config, batch_norm=False, width=1.0, in_channels=3):
     """The convolutional part of a configuration as one ``nn.Sequential``."""
     layers = []
-    for item in get_config(config):
-        if item == "M":
+    for item in parse_config(config):
+        if item.kind == "pool":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        elif item == "LRN":
+        elif item.kind == "lrn":
             # PyTorch divides alpha by the window size; Krizhevsky's formula does not.
             settings = dict(LRN_SETTINGS)
             settings["alpha"] *= settings["size"]
             layers.append(nn.LocalResponseNorm(**settings))
         else:
-            channels, kernel_size = item if isinstance(item, tuple) else (item, 3)
-            channels = scaled_channels(channels, width)
+            kernel_size = item.kernel_size
+            channels = scaled_channels(item.channels, width)
             layers.append(nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(channels))
@@ -107,6 +107,20 @@ def initialise_weights(model):
             nn.init.zeros_(module.bias)
 
 
+def build(spec, init_weights=True):
+    """The network a ``ModelSpec`` describes; ``model.spec`` keeps the spec."""
+    features = make_layers(spec.config, batch_norm=spec.batch_norm, width=spec.width,
+                           in_channels=spec.in_channels)
+    feature_channels = [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
+    avgpool, classifier = make_head(spec.head, feature_channels, spec.num_classes, spec.width,
+                                    spec.dropout)
+    model = VGG(features, avgpool, classifier, config=spec.config, pool_count=spec.pool_count,
+                spec=spec)
+    if init_weights:
+        initialise_weights(model)
+    return model
+
+
 def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1.0,
         dropout=0.5, in_channels=3, init_weights=True):
     """Build configuration ``config`` ("A", "A-LRN", "B", "C", "D" or "E") of the paper.
@@ -115,16 +129,13 @@ def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1
     ``head="compact"`` is global average pooling and one linear layer, for CIFAR-10.
     ``width`` scales every layer's channels (0.25 gives a quarter-width model for CPU runs).
     Any input of at least 32x32 pixels works: the pooling before the head is adaptive.
+    ``config`` may also be a ``ModelSpec`` (then the other settings must stay at their defaults).
     """
-    layers = get_config(config)
-    name = str(config).strip().upper()
-    features = make_layers(name, batch_norm=batch_norm, width=width, in_channels=in_channels)
-    feature_channels = [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
-    avgpool, classifier = make_head(head, feature_channels, num_classes, width, dropout)
-    model = VGG(features, avgpool, classifier, config=name, pool_count=layers.count("M"))
-    if init_weights:
-        initialise_weights(model)
-    return model
+    if isinstance(config, ModelSpec):
+        return build(config, init_weights=init_weights)
+    spec = ModelSpec(config=config, batch_norm=batch_norm, width=width, head=head,
+                     num_classes=num_classes, dropout=dropout, in_channels=in_channels)
+    return build(spec, init_weights=init_weights)
 
 
 def vgg11(**options):

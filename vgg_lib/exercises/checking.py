@@ -3,8 +3,8 @@
 Each chapter's exercises live in ``vgg_lib/exercises/<chapter>.py`` as ``Exercise`` objects
 whose expected value is *computed* (by ``vgg_lib`` itself), not typed in. In a notebook::
 
-    from vgg_lib.checks import check
-    check("receptive-field/three-3x3", answer)
+    from vgg_lib import check
+    check("receptive_fields/three-3x3", answer)
 
 Conventions the student copies and the grader rely on (book/instructors.md has the details):
 
@@ -23,83 +23,21 @@ Conventions the student copies and the grader rely on (book/instructors.md has t
 """
 
 import ast
-import importlib
 import json
 import math
 import operator
 import os
-import pkgutil
 import re
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
-KINDS = ("integer", "number", "fraction")
+from .registry import expected_value, get_exercise
+
 STATUSES = ("correct", "wrong", "unanswered", "unreadable")
-
-
-@dataclass
-class Exercise:
-    """One checkable exercise.
-
-    kind: "integer" (exact), "number" (relative tolerance ``rel_tol``), or "fraction"
-    (a share such as 0.125, also accepted as "12.5%" or 12.5).
-    """
-
-    id: str
-    expected: Callable[[], float]
-    hint: str
-    kind: str = "number"
-    rel_tol: float = 0.01
-    abs_tol: float = 0.0
-
-    def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"Exercise {self.id!r}: kind must be one of {KINDS}, not {self.kind!r}.")
-        if not callable(self.expected):
-            raise TypeError(f"Exercise {self.id!r}: expected must be a function that computes the answer "
-                            f"(e.g. lambda: count_parameters(vgg('D'))), not a typed-in value.")
 
 
 class AnswerFormatError(ValueError):
     pass
-
-
-_REGISTRY = {}
-_EXPECTED = {}  # computed answers, by exercise id: building a VGG-16 for every check is slow
-
-
-def register(*exercises):
-    for exercise in exercises:
-        _REGISTRY[exercise.id] = exercise
-        _EXPECTED.pop(exercise.id, None)
-    return exercises
-
-
-def _expected(exercise):
-    if _REGISTRY.get(exercise.id) is not exercise:  # not registered: nothing to cache it under
-        return float(exercise.expected())
-    if exercise.id not in _EXPECTED:
-        _EXPECTED[exercise.id] = float(exercise.expected())
-    return _EXPECTED[exercise.id]
-
-
-def _load_all():
-    from . import exercises
-
-    for module in pkgutil.iter_modules(exercises.__path__):
-        importlib.import_module(f"{exercises.__name__}.{module.name}")
-
-
-def exercise_ids():
-    _load_all()
-    return sorted(_REGISTRY)
-
-
-def get_exercise(exercise_id):
-    _load_all()
-    if exercise_id not in _REGISTRY:
-        raise KeyError(f"No exercise {exercise_id!r}. Known exercises: {', '.join(sorted(_REGISTRY))}.")
-    return _REGISTRY[exercise_id]
 
 
 @dataclass
@@ -222,7 +160,7 @@ class NotPreciseEnough(AnswerFormatError):
 def is_correct(exercise, answer):
     """True when ``answer`` matches ``exercise``; AnswerFormatError when it cannot be judged."""
     result = read_answer(answer)
-    value, expected = result.value, _expected(exercise)
+    value, expected = result.value, expected_value(exercise)
     if exercise.kind == "fraction":
         candidates = [value / 100] if result.percent or abs(value) > 1 else [value]
         return any(math.isclose(c, expected, rel_tol=exercise.rel_tol, abs_tol=exercise.abs_tol)

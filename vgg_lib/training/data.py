@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic_write import write_atomically
+from ..atomic_write import write_atomically
 from .augment import normalize as normalize_images
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -216,7 +216,7 @@ def load_cifar10(device=None, train_subset=None, test_subset=None, seed=0, downl
         tensors[f"y_{split}"] = torch.from_numpy(y)
     data = CIFAR10Data(**tensors, classes=classes, source=source, mean=mean, std=std)
     if device is None:
-        from .profiles import choose_device
+        from ..device import choose_device
 
         device = choose_device()
     return data.to(device)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from torch import nn
 
-from .feature_maps import _features, capture_activations, resolve_layer
+from ..architecture.naming import features_of
+from .feature_maps import capture_activations, resolve_layer
 
 
 @dataclass
@@ -78,7 +79,7 @@ def maximise_activation(model, layer, channels, size=32, steps=128, lr=0.05, l2=
     layers = list(layer) if isinstance(layer, (list, tuple)) else [layer] * len(channels)
     if len(layers) != len(channels):
         raise ValueError(f"Give one layer per channel: {len(layers)} layers, {len(channels)} channels.")
-    features = _features(model)
+    features = features_of(model)
     groups = {}
     for i, name in enumerate(layers):
         index = resolve_layer(model, name)

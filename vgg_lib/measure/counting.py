@@ -14,7 +14,7 @@ Definitions used throughout the book (all per forward pass of ``batch_size`` ima
   For VGG that is the image plus the largest "layer input + layer output" pair.
 * **training activations**: the tensors autograd saves for the backward pass, each block of
   memory counted once (``saved_for_backward``); measured independently by
-  ``vgg_lib.saved_tensors.measure_saved_activations``.
+  ``vgg_lib.measure.saved_tensors.measure_saved_activations``.
 * **training state**: weights + their gradients (+ one momentum buffer for SGD with momentum).
 """
 
@@ -23,7 +23,8 @@ from math import prod
 
 import torch
 
-from .model import vgg
+from ..architecture.model import vgg
+from ..tables import text_table
 from .shape_trace import format_shape, trace_shapes
 
 
@@ -119,7 +120,7 @@ def _saved_items(layer, inp, out):
         return []
     raise ValueError(
         f"No saved-tensor rule for layer {layer.name!r} of kind {layer.kind!r}. Measure it instead "
-        f"with vgg_lib.saved_tensors.measure_saved_activations(model, image_size)."
+        f"with vgg_lib.measure.saved_tensors.measure_saved_activations(model, image_size)."
     )
 
 
@@ -230,19 +231,6 @@ def config_costs(config, batch_norm=False, image_size=224, head="imagenet", num_
 def megabytes(nbytes):
     """Bytes -> MB (10^6 bytes, as torchinfo prints them)."""
     return nbytes / 1e6
-
-
-def text_table(header, rows, align=None):
-    """A plain-text table (deterministic, so notebook outputs can be compared by nbval)."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    align = align or "l" + "r" * (len(header) - 1)
-
-    def line(row):
-        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align))
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule] + [line(row) for row in cells[1:]])
 
 
 def layer_table(trace, kinds=None, batch_size=1):

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from .feature_maps import layer_names as feature_layer_names
+from ..architecture.naming import classifier_names, feature_names
 
 ACTIVATION_FIELDS = ("pre_mean", "pre_std", "post_mean", "post_std", "zero_fraction",
                      "dead_fraction")
@@ -39,10 +39,10 @@ def weight_layers(model):
     layer is paired with the next ReLU module when one comes before the next weight layer.
     """
     if hasattr(model, "features") and hasattr(model, "classifier"):
-        names = feature_layer_names(model)
+        names = feature_names(model)
         sequence = [(names[i], m) for i, m in enumerate(model.features)]
         linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
-        fc_names = iter(["fc"] if len(linears) == 1 else [f"fc{6 + i}" for i in range(len(linears))])
+        fc_names = iter(classifier_names(len(linears)))
         sequence += [(next(fc_names) if isinstance(m, nn.Linear) else "", m) for m in model.classifier]
     else:
         sequence = list(model.named_modules())

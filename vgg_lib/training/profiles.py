@@ -1,0 +1,163 @@
+"""Two ways to run the training chapters: ``quick`` (a CPU, a few minutes) and ``full`` (a GPU).
+
+``get_profile()`` picks ``full`` when a CUDA GPU is present and ``quick`` otherwise; the
+environment variable ``VGG_PROFILE`` (``quick`` or ``full``) overrides that. A profile is a
+``ModelSpec`` (the network), a ``TrainConfig`` (the recipe) and the data it trains on::
+
+    profile = get_profile()
+    print(profile)                       # one line, with the expected running times
+    model = profile.build_model()
+    data = load_cifar10(**profile.data_kwargs())
+    history = fit(model, data, profile.recipe)
+
+Expected times: the CPU figure of ``quick`` was measured on the book's 2-core test machine; every
+other figure is an *estimate* from the model's multiply-adds and an assumed effective
+throughput (see ``EFFECTIVE_TFLOPS``), printed with a "~".
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..architecture.spec import ModelSpec
+from ..device import choose_device
+from .recipe import TrainConfig
+
+ENV_PROFILE = "VGG_PROFILE"
+PROFILE_NAMES = ("quick", "full")
+
+# Effective (achieved, not peak) training throughput in TFLOP/s, for the estimates. GPUs: from
+# NVIDIA's published ResNet-50 v1.5 figures (DeepLearningExamples, PyTorch, mixed precision):
+# A100 80GB trains 2,470 img/s; T4 infers 1,198 img/s at batch 256, assumed to train at the same
+# FLOP rate. One ResNet-50 image costs 4.1 G multiply-adds forward (2 FLOPs each), 3x that to
+# train. CPU: this loop's measured rate for the quick profile's model on the book's 2-core AMD
+# EPYC (AVX2) machine, fp32, 2 threads: 1,130-1,170 images/s x 59.3 MFLOP (training steps only).
+_RESNET50_FORWARD_FLOP = 2 * 4.1e9
+EFFECTIVE_TFLOPS = {
+    "a100": 2470 * 3 * _RESNET50_FORWARD_FLOP / 1e12,
+    "t4": 1198 * _RESNET50_FORWARD_FLOP / 1e12,
+    "cpu": 0.068,
+}
+# A GPU step of a small model is bound by kernel launches, not FLOPs: about 150 kernels per
+# training step at a few microseconds each, the optimiser and the per-step loss check.
+GPU_SECONDS_PER_STEP_FLOOR = 0.005
+
+
+def train_flop_per_image(spec, image_size=32):
+    """Floating-point operations to train ``spec``'s network on one image: 3 x forward
+    multiply-adds x 2."""
+    from ..measure.counting import config_costs
+
+    macs = config_costs(spec.config, batch_norm=spec.batch_norm, image_size=image_size,
+                        head=spec.head, num_classes=spec.num_classes, width=spec.width).macs
+    return 6 * macs
+
+
+def format_seconds(seconds):
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass
+class Profile:
+    name: str
+    model: ModelSpec
+    recipe: TrainConfig
+    train_subset: object  # None = every training image
+    test_subset: object
+    device: torch.device
+
+    def build_model(self):
+        """The profile's VGG, initialised and on ``self.device``."""
+        return self.model.build().to(self.device)
+
+    def data_kwargs(self):
+        """The keyword arguments of ``load_cifar10`` this profile stands for."""
+        return dict(device=self.device, train_subset=self.train_subset,
+                    test_subset=self.test_subset)
+
+    @property
+    def train_images(self):
+        return self.train_subset or _TRAIN_IMAGES[self.name]
+
+    @property
+    def test_images(self):
+        return self.test_subset or _TEST_IMAGES[self.name]
+
+    def estimated_seconds(self, hardware="t4", train_images=None, test_images=None):
+        """Training time estimated from FLOPs: ``hardware`` is "t4", "a100" or "cpu" (2 cores)."""
+        if hardware not in EFFECTIVE_TFLOPS:
+            raise ValueError(f"hardware={hardware!r}; choose one of {', '.join(EFFECTIVE_TFLOPS)}.")
+        train_images = train_images or self.train_images
+        test_images = test_images or self.test_images
+        flop = train_flop_per_image(self.model)
+        # evaluation: a forward pass (with the flipped copy) of every test image each epoch
+        total = self.recipe.epochs * (train_images * flop + test_images * 2 * flop / 3)
+        seconds = total / (EFFECTIVE_TFLOPS[hardware] * 1e12)
+        if hardware != "cpu":
+            steps = self.recipe.epochs * (train_images // self.recipe.batch_size)
+            seconds += steps * GPU_SECONDS_PER_STEP_FLOOR
+        return seconds
+
+    @property
+    def expected_seconds_cpu(self):
+        return self.estimated_seconds("cpu")
+
+    @property
+    def expected_seconds_t4(self):
+        return self.estimated_seconds("t4")
+
+    def to_dict(self):
+        return dict(name=self.name, model=self.model.to_dict(), recipe=self.recipe.to_dict(),
+                    train_subset=self.train_subset, test_subset=self.test_subset,
+                    device=str(self.device))
+
+    def __str__(self):
+        images = "all" if self.train_subset is None else f"{self.train_subset:,}"
+        return (f"Profile {self.name!r}: {self.model.describe()}; {self.recipe.epochs} epochs, "
+                f"batch {self.recipe.batch_size}, {images} training images, on {self.device}; "
+                f"expected run time: ~{format_seconds(self.expected_seconds_cpu)} on a 2-core "
+                f"CPU, ~{format_seconds(self.expected_seconds_t4)} on a Colab T4 (estimate)")
+
+
+# Settings of each profile. quick trains on 10,000 images: all of the offline sample, or a
+# class-balanced tenth of the full dataset for readers who downloaded it.
+# quick: VGG-11-BN at quarter width, one-cycle, label smoothing 0.1, flip TTA, batch 128, on the
+# offline sample (10,000 / 2,000 images), test accuracy by (epochs, peak lr, crop padding):
+# (8, 0.1, 4) 69.1%; (8, 0.2, 2) 70.5% and 69.7%; (8, 0.2, 1) 71.9% and 72.1%; (7, 0.2, 1) 69.8%;
+# (7, 0.2, 0) 71.3% and 71.3%; (7, 0.3, 1) 70.8% and 72.0% (two seeds each where two are given).
+# Short runs gain from milder crops. 7 epochs keep the training near 60 s on two cores.
+QUICK = dict(
+    model=ModelSpec(config="A", batch_norm=True, width=0.25, head="compact", num_classes=10),
+    recipe=TrainConfig(epochs=7, batch_size=128, lr=0.3, weight_decay=5e-4, label_smoothing=0.1,
+                       nesterov=True, tta_flip=True, crop_padding=1),
+    train_subset=10_000, test_subset=2_000)
+FULL = dict(
+    model=ModelSpec(config="D", batch_norm=True, width=1.0, head="compact", num_classes=10),
+    recipe=TrainConfig(epochs=30, batch_size=256, lr=0.1, weight_decay=5e-4, label_smoothing=0.1,
+                       nesterov=True, tta_flip=True, crop_padding=4),
+    train_subset=None, test_subset=None)
+_TRAIN_IMAGES = {"quick": 10_000, "full": 50_000}
+_TEST_IMAGES = {"quick": 2_000, "full": 10_000}
+
+
+def make_profile(name, device=None):
+    """The ``quick`` or ``full`` profile, on ``device`` (default ``choose_device()``)."""
+    if name not in PROFILE_NAMES:
+        raise ValueError(f"Unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
+                         f"(or unset {ENV_PROFILE}).")
+    settings = QUICK if name == "quick" else FULL
+    return Profile(name=name, **settings, device=torch.device(device or choose_device()))
+
+
+def get_profile(name=None, device=None):
+    """``name``, else ``$VGG_PROFILE``, else ``full`` with a CUDA GPU and ``quick`` without."""
+    name = name or os.environ.get(ENV_PROFILE) or None
+    device = torch.device(device) if device is not None else choose_device()
+    if name is None:
+        name = "full" if device.type == "cuda" else "quick"
+    return make_profile(name.strip().lower(), device)
