@@ -7,6 +7,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from vgg_lib.teaching import exercises, instructors_page, runtimes
+from vgg_lib.teaching.notebooks import toc_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,7 +124,7 @@ def test_lead_ins_with_and_without_bold(text, expected):
 
 def test_every_exercise_of_the_book_has_a_level_and_a_title():
     root = Path(__file__).resolve().parents[1]
-    found = [e for path in exercises.toc_notebooks(root) for e in exercises.read_exercises(path)]
+    found = [e for path in toc_notebooks(root) for e in exercises.read_exercises(path)]
     assert len(found) >= 30
     assert [e.label for e in found if e.level is None] == []
     assert all(e.title and not e.title.startswith("*") for e in found), [e.title for e in found]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from .notebooks import all_notebooks, find_root
+
 TAG = "colab-setup"
 CELL_ID = "colab-setup"
 
@@ -48,16 +50,6 @@ if "google.colab" in sys.modules:
         os.environ["VGG_PROFILE"] = "quick"
         print("No GPU attached, so training uses the small quick profile. To use a GPU: "
               "Runtime → Change runtime type → GPU (e.g. T4), then run the notebook again from the top.")'''
-
-
-def find_root(start=None):
-    """The folder holding _config.yml: ``start`` or the nearest parent of it (default: cwd)."""
-    start = Path(start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / "_config.yml").is_file():
-            return folder
-    raise FileNotFoundError(f"No _config.yml in {start} or its parents: run this from the book's "
-                            f"repository or pass --root.")
 
 
 def install_url(root):
@@ -129,10 +121,6 @@ def sync(nb, source):
     return "inserted"
 
 
-def notebook_paths(root, paths=()):
-    return [Path(p) for p in paths] if paths else sorted((Path(root) / "notebooks").glob("*.ipynb"))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m vgg_lib.teaching.colab", description=__doc__.split("\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
@@ -149,7 +137,7 @@ def main(argv=None):
         print(source)
         return 0
     stale = 0
-    for path in notebook_paths(root, args.notebooks):
+    for path in all_notebooks(root, args.notebooks):
         nb = nbformat.read(path, as_version=4)
         if args.check:
             for problem in problems(nb, source):

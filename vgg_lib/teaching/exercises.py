@@ -13,7 +13,6 @@ the first three). Without a time, the level's usual time is listed and marked "(
 Self-checks are the ``check("<id>", ...)`` calls inside the exercise, starter cells included.
 """
 
-import argparse
 import re
 import sys
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import List, Optional, Tuple
 import nbformat
 
 from .directives import regions
+from .notebooks import chapter_arguments
 
 LEVELS = {"warm-up": "Warm-up", "core": "Core", "stretch": "Stretch", "open-ended": "Open-ended"}
 _SYNONYMS = {"warmup": "warm-up", "beginner": "warm-up", "intermediate": "core", "advanced": "stretch",
@@ -125,26 +125,6 @@ def read_exercises(path):
     return exercises
 
 
-def toc_notebooks(root):
-    """The chapter notebooks listed in _toc.yml, in book order."""
-    import yaml
-
-    files = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str):
-                files.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8")))
-    return [Path(root) / f"{f}.ipynb" for f in files if (Path(root) / f"{f}.ipynb").is_file()]
-
-
 def _cell(text):
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -166,20 +146,6 @@ def markdown(notebooks, root):
                          f"{'yes' if e.has_solution else 'no'} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
-
-
-def chapter_arguments(module_name, doc, markdown_help, argv=None):
-    """(args, root, notebooks) of a teaching command that reads the chapters: notebooks given on
-    the command line, else those in _toc.yml; ``--markdown`` and ``--root``."""
-    from .colab import find_root
-
-    parser = argparse.ArgumentParser(prog=f"python -m {module_name}", description=doc.split("\n")[0])
-    parser.add_argument("notebooks", nargs="*", help="notebooks (default: the chapters in _toc.yml)")
-    parser.add_argument("--markdown", action="store_true", help=markdown_help)
-    parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
-    args = parser.parse_args(argv)
-    root = find_root(args.root)
-    return args, root, [Path(p) for p in args.notebooks] or toc_notebooks(root)
 
 
 def main(argv=None):

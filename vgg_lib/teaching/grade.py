@@ -6,7 +6,7 @@
 (``alice/01_building_vgg.ipynb``, ...). Each notebook runs from top to bottom in a fresh kernel
 (in a scratch folder, with a time limit for the whole notebook), carrying on past cells that
 raise. Every ``check(...)`` call appends its result to the file named by ``VGG_CHECK_LOG``
-(see vgg_lib/checks.py); the last result of each exercise counts. A notebook that loops is
+(see vgg_lib/exercises/checking.py); the last result of each exercise counts. A notebook that loops is
 stopped at the time limit; the checks it had already run still count.
 
 The exercises graded are those whose ``check("<id>", ...)`` calls appear in any submission, or

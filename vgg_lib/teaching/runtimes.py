@@ -14,6 +14,8 @@ from pathlib import Path
 
 import nbformat
 
+from .notebooks import chapter_arguments
+
 BANDS = [(60, "under 1 min"), (120, "1–2 min"), (180, "2–3 min"), (300, "3–5 min"), (600, "5–10 min"),
          (1200, "10–20 min")]
 
@@ -75,8 +77,6 @@ def markdown(notebooks, root):
 
 
 def main(argv=None):
-    from .exercises import chapter_arguments
-
     args, root, notebooks = chapter_arguments("vgg_lib.teaching.runtimes", __doc__,
                                               "print the table for book/instructors.md", argv)
     if args.markdown:

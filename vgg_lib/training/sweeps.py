@@ -29,8 +29,8 @@ class Run:
         return self.history.diverged
 
 
-def train_grid(build, data, label, lrs, seeds, probe_steps=None, keep_models=True, log=print,
-               **fit_options):
+def train_grid(build, data, label, lrs, seeds, recipe=None, probe_steps=None, keep_models=True,
+               log=print, **fit_options):
     """Train ``build(seed)`` once per learning rate in ``lrs`` and seed in ``seeds``; a list of ``Run``.
 
     ``build(seed)`` returns a fresh model; it runs right after ``seed_everything(seed)``, so each
@@ -38,7 +38,9 @@ def train_grid(build, data, label, lrs, seeds, probe_steps=None, keep_models=Tru
     seed is passed on for builds that need more, e.g. a trained model of the same seed).
     ``probe_steps``: record activation and gradient statistics (a ``TrainingProbe``) at these
     steps in the runs of the first seed. ``log`` gets one line per run (``None``: silent).
-    The other keyword arguments go to ``fit`` (``progress`` defaults to False here).
+    Every run follows ``recipe`` (a ``TrainConfig``; the default one when None) with its own
+    learning rate and seed. The other keyword arguments go to ``fit`` (``progress`` defaults to
+    False here).
     """
     if not lrs or not seeds:
         raise ValueError("Give at least one learning rate and one seed.")
@@ -52,9 +54,10 @@ def train_grid(build, data, label, lrs, seeds, probe_steps=None, keep_models=Tru
             if probe_steps is not None and seed == seeds[0]:
                 probe = TrainingProbe(model, steps=probe_steps)
                 with probe:
-                    history = fit(model, data, lr=lr, seed=seed, step_callback=probe, **fit_options)
+                    history = fit(model, data, recipe, lr=lr, seed=seed, step_callback=probe,
+                                  **fit_options)
             else:
-                history = fit(model, data, lr=lr, seed=seed, **fit_options)
+                history = fit(model, data, recipe, lr=lr, seed=seed, **fit_options)
             run = Run(label, lr, seed, history, model if keep_models else None, probe)
             runs.append(run)
             if log is not None:
