@@ -24,11 +24,15 @@ book: install
 test: install
 	$(PYTHON) -m pytest
 
-# Re-execute chapters top to bottom and store their outputs (maintainers, before committing).
+# Re-execute chapters top to bottom and store their outputs (maintainers, before committing); stamp each
+# with profile, machine and versions (progress bars to text, unused widget state dropped) and refresh
+# the run times of book/instructors.md and book/execution.md.
 # make notebooks NOTEBOOKS=notebooks/02_receptive_fields.ipynb  runs just one.
 NOTEBOOKS ?= $(sort $(wildcard notebooks/*.ipynb))
 notebooks: install
 	for nb in $(NOTEBOOKS); do \
 	  echo "executing $$nb"; \
 	  $(PYTHON) -m jupyter execute --inplace --timeout=1800 --kernel_name=python3 $$nb || exit 1; \
+	  $(PYTHON) -m vgg_lib.teaching.execution --stamp $$nb || exit 1; \
 	done
+	$(PYTHON) -m vgg_lib.teaching.instructors_page --write
