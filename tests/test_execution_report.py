@@ -62,7 +62,9 @@ def test_stamp_then_table(tmp_path):
     assert set(info["versions"]) == {"python", "torch", "torchvision"}
     assert "widgets" not in stamped.metadata
     table = execution.markdown([path], tmp_path)
-    assert f"| {info['profile']} | 70 s | {execution.describe_machine(info['machine'])} | {info['versions']['python']} |" in table
+    versions = info["versions"]
+    assert (f"| {info['profile']} | 70 s | {execution.describe_machine(info['machine'])} "
+            f"| {versions['python']}, {versions['torch']}, {versions['torchvision']} |") in table
     assert "Not stamped" not in table
 
 

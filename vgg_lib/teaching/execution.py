@@ -144,6 +144,12 @@ def describe_machine(info):
     return text + (f", GPU {info['gpu']}" if info.get("gpu") else ", no GPU")
 
 
+def describe_versions(info):
+    if not info:
+        return NOT_RECORDED
+    return ", ".join(info.get(name) or NOT_RECORDED for name in ("python", "torch", "torchvision"))
+
+
 def _duration(seconds):
     if seconds is None:
         return "not measured"
@@ -151,8 +157,8 @@ def _duration(seconds):
 
 
 def markdown(notebooks, root):
-    lines = ["| Chapter | Last executed | Profile | Took | Machine | Python | torch | torchvision |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| Chapter | Last executed | Profile | Took | Machine | Python, torch, torchvision |",
+             "| --- | --- | --- | --- | --- | --- |"]
     unstamped = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
@@ -160,11 +166,9 @@ def markdown(notebooks, root):
         info = nb.metadata.get(KEY) or {}
         if not info.get("machine"):
             unstamped.append(f"{{doc}}`{doc}`")
-        ver = info.get("versions") or {}
         lines.append(f"| {{doc}}`{doc}` | {last_executed(nb) or 'never'} | {info.get('profile') or NOT_RECORDED} "
                      f"| {_duration(runtimes.measured_seconds(nb))} | {describe_machine(info.get('machine'))} "
-                     f"| {ver.get('python', NOT_RECORDED)} | {ver.get('torch', NOT_RECORDED)} "
-                     f"| {ver.get('torchvision', NOT_RECORDED)} |")
+                     f"| {describe_versions(info.get('versions'))} |")
     text = "\n".join(lines) + "\n"
     if unstamped:
         text += ("\nNot stamped by `make notebooks` (machine and versions not recorded): "
