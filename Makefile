@@ -10,7 +10,7 @@ export PYTHONHASHSEED := 0
 # re-executing them with another profile, or a GPU's default, would compare different runs.
 test notebooks: export VGG_PROFILE := quick
 
-.PHONY: install book test notebooks
+.PHONY: install chromium book test notebooks
 
 install:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements.txt
@@ -20,15 +20,29 @@ install:
 book: install
 	jupyter-book build . --builder html -n -W --keep-going
 
-# Unit tests, nbval on every chapter, the Colab stand-in and a warning-free book build.
-test: install
+# The browser test (tests/test_site_browser.py) drives Debian's chromium. Installed here when
+# missing and possible (root with apt-get, as on CI); otherwise that test fails saying how.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install -y chromium (the browser test needs it)"; fi; }
+
+# Unit tests, nbval on every chapter, the Colab stand-in, a warning-free book build and the
+# built site checked in a headless browser.
+test: install chromium
 	$(PYTHON) -m pytest
 
-# Re-execute chapters top to bottom and store their outputs (maintainers, before committing).
+# Re-execute chapters top to bottom and store their outputs (maintainers, before committing); stamp each
+# with profile, machine and versions (progress bars to text, unused widget state dropped) and refresh
+# the run times of book/instructors.md and book/execution.md.
 # make notebooks NOTEBOOKS=notebooks/02_receptive_fields.ipynb  runs just one.
 NOTEBOOKS ?= $(sort $(wildcard notebooks/*.ipynb))
 notebooks: install
 	for nb in $(NOTEBOOKS); do \
 	  echo "executing $$nb"; \
 	  $(PYTHON) -m jupyter execute --inplace --timeout=1800 --kernel_name=python3 $$nb || exit 1; \
+	  $(PYTHON) -m vgg_lib.teaching.execution --stamp $$nb || exit 1; \
 	done
+	$(PYTHON) -m vgg_lib.teaching.instructors_page --write

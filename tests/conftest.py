@@ -1,9 +1,15 @@
 """Shared test fixtures."""
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +35,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def book_build(tmp_path_factory):
+    """The site, built once per test session from a copy of the repository (so the tests neither
+    read nor leave a stale _build in it): (completed jupyter-book process, html folder).
+    tests/test_book_build.py checks the build, tests/test_site_browser.py reads it in a browser."""
+    source = tmp_path_factory.mktemp("site") / "book"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("_build", ".git", "*.pt", "checkpoints", "student"))
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    result = subprocess.run(
+        [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", str(source), "--builder", "html",
+         "-n", "-W", "--keep-going"],
+        capture_output=True, text=True, timeout=1200,
+    )
+    return result, source / "_build" / "html"
