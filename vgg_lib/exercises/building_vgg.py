@@ -1,3 +1,5 @@
+"""Checks for the exercises of chapter 1, "Building VGG from its table" (notebooks/01_building_vgg.ipynb)."""
+
 from .registry import Exercise, register
 from ..measure.counting import count_parameters
 from ..architecture.model import vgg

@@ -1,3 +1,5 @@
+"""Checks for the exercises of chapter 4, "VGG layer by layer" (notebooks/04_layer_by_layer.ipynb)."""
+
 import torch
 from torch import nn
 
