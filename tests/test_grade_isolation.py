@@ -357,3 +357,22 @@ def test_the_book_chapters_are_graded_on_their_registered_self_checks():
         listed = [c for e in read_exercises(notebook) for c in e.checks]  # the instructors' page's list
         assert set(chapter.exercises) == set(listed) & known, notebook.name
         assert chapter.notebook == notebook.name
+
+
+def test_a_linked_submission_is_not_followed(tmp_path):
+    secret = tmp_path / "instructor_notes.ipynb"
+    nbformat.write(_notebook('check("test/h-count", 42)'), secret)
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "mallory.ipynb").symlink_to(secret)
+    [(student, path)] = grade.find_submissions(tmp_path / "subs")
+    submission = grade.run_submission(student, path, timeout=10, sandbox=sandbox.choose("none"))
+    assert submission.outcome == "unreadable notebook: OSError" and submission.log == []
+
+
+def test_outputs_inside_a_read_only_folder_are_covered(tmp_path):
+    import sys
+
+    inside, outside = Path(sys.prefix) / "lib", tmp_path
+    args = sandbox.bwrap_command(tmp_path, ["true"], hidden=[inside, outside])
+    assert ["--tmpfs", str(inside.resolve())] == args[args.index(str(inside.resolve())) - 1:][:2]
+    assert str(outside.resolve()) not in args[args.index("--bind"):][3:]
