@@ -337,7 +337,20 @@ def _run(submission, timeout, kernel_name, sandbox, limits, hidden, known):
         except Exception:
             submission.executed = None
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove(scratch)
+
+
+def _remove(folder):
+    """Remove a scratch folder even where the job took the permissions away from its own files."""
+    for top, dirs, _ in os.walk(folder):
+        for name in dirs:
+            path = os.path.join(top, name)
+            try:
+                if not os.path.islink(path):  # a link is removed, never followed
+                    os.chmod(path, 0o700)
+            except OSError:
+                pass
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def find_submissions(folder):
