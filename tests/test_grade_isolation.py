@@ -376,3 +376,28 @@ def test_outputs_inside_a_read_only_folder_are_covered(tmp_path):
     args = sandbox.bwrap_command(tmp_path, ["true"], hidden=[inside, outside])
     assert ["--tmpfs", str(inside.resolve())] == args[args.index(str(inside.resolve())) - 1:][:2]
     assert str(outside.resolve()) not in args[args.index("--bind"):][3:]
+
+
+def test_a_small_chapter_one_submission_is_graded_against_the_whole_chapter(tmp_path, monkeypatch):
+    """The real registry and the default chapters (_toc.yml), without --exercises-from."""
+    from vgg_lib.teaching.colab import find_root
+    from vgg_lib.teaching.exercises import read_exercises, toc_notebooks
+
+    root = find_root(Path(__file__).parent)
+    chapter = toc_notebooks(root)[0]
+    ids = [c for e in read_exercises(chapter) for c in e.checks]
+    right = checks._expected(checks.get_exercise(ids[0]))  # cached: the grader needs it too
+    folder = tmp_path / "subs" / "student"
+    folder.mkdir(parents=True)
+    nbformat.write(new_notebook(cells=[new_code_cell("import vgg_lib"),
+                                       new_code_cell(f"answer = {right!r}\nvgg_lib.check({ids[0]!r}, answer)"),
+                                       new_code_cell(f"answer = None\nvgg_lib.check({ids[1]!r}, answer)")],
+                                metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                         "language": "python"}}), folder / chapter.name)
+    monkeypatch.chdir(root)
+    assert grade.main([str(tmp_path / "subs"), "--report", str(tmp_path / "report.md"), "--csv",
+                       str(tmp_path / "scores.csv"), "--timeout", "120"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "scores.csv", encoding="utf-8")))
+    assert [(r["exercise"], r["status"]) for r in rows] == \
+        [(ids[0], "correct"), (ids[1], "unanswered")] + [(i, "missing") for i in ids[2:]]
+    assert f"| 1/{len(ids)} |" in (tmp_path / "report.md").read_text(encoding="utf-8")
