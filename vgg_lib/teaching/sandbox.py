@@ -132,13 +132,27 @@ def bwrap_command(box, command, hidden=()):
     args += ["--ro-bind", str(Path(vgg_lib.__file__).resolve().parent), f"{LIBRARY}/vgg_lib",
              "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm",
              "--bind", str(box), BOX]
+    for path in _data_paths():  # CIFAR-10 for the training chapters, read-only where it is
+        args += ["--ro-bind", str(path), str(path)]
+    visible = [f for f in folders if not f.is_symlink()] + _data_paths()
     for folder in hidden:
-        if Path(folder).is_dir() and any(_inside(folder, f) for f in folders if not f.is_symlink()):
+        if Path(folder).is_dir() and any(_inside(folder, f) for f in visible):
             args += ["--tmpfs", str(Path(folder).resolve())]
     args += ["--chdir", BOX, "--clearenv"]
-    for key, value in job_environment(BOX, LIBRARY).items():
+    env = job_environment(BOX, LIBRARY)
+    env.update({"VGG_DATA_DIR": str(p) for p in _data_paths()[-1:] if p.is_dir()})
+    for key, value in env.items():
         args += ["--setenv", key, value]
     return args + ["--"] + list(command)
+
+
+def _data_paths():
+    """The offline CIFAR-10 sample (VGG_CIFAR10_NPZ) and the data folder (vgg_lib.data.data_dir),
+    where they exist: the sandbox shows them read-only, so training chapters find their data."""
+    from vgg_lib import data
+
+    paths = [Path(os.environ[data.ENV_NPZ]).resolve()] if os.environ.get(data.ENV_NPZ) else []
+    return [p for p in paths if p.is_file()] + [p for p in [data.data_dir().resolve()] if p.is_dir()]
 
 
 def job_environment(box, library):
