@@ -1,4 +1,8 @@
-"""The grader on synthetic submissions: right, wrong, raising, looping and not a notebook."""
+"""The grader on synthetic submissions: right, wrong, raising, looping and not a notebook.
+
+The exercises are registered in the submissions (for the students' own feedback) and, by the
+``registered`` fixture, in this process, where the grader checks the answers itself. Hostile
+submissions: tests/test_grade_isolation.py."""
 
 import csv
 import time
@@ -7,6 +11,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from vgg_lib import exercises as checks
+from vgg_lib.exercises import registry
 from vgg_lib.teaching import grade
 
 SETUP = """from vgg_lib.exercises import Exercise, check, register
@@ -20,8 +26,30 @@ def _submission(*cells):
                         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
 
+TEST_EXERCISES = (checks.Exercise(id="test/g-count", expected=lambda: 6 * 7, kind="integer", hint="Multiply."),
+                  checks.Exercise(id="test/g-share", expected=lambda: 1 / 8, kind="fraction", hint="Divide."))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    """The test exercises in the grader's registry (removed afterwards)."""
+    checks.register(*TEST_EXERCISES)
+    yield
+    for exercise in TEST_EXERCISES:
+        registry._REGISTRY.pop(exercise.id, None)
+
+
+def reference_notebook(folder):
+    """The 'chapter' the submissions were handed out from: its checks are what is graded."""
+    path = folder / "homework.ipynb"
+    nbformat.write(_submission('answer = None\ncheck("test/g-count", answer)', 'answer = None\ncheck("test/g-share", answer)'),
+                   path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    reference = reference_notebook(tmp_path_factory.mktemp("chapter"))
     folder = tmp_path_factory.mktemp("submissions")
     nbformat.write(_submission('check("test/g-count", "42")', 'check("test/g-share", "12.5%")'),
                    folder / "ada.ipynb")
@@ -33,7 +61,7 @@ def graded(tmp_path_factory):
     (folder / "dana.ipynb").write_text("this is not a notebook")
     out = tmp_path_factory.mktemp("out")
     code = grade.main([str(folder), "--report", str(out / "report.md"), "--csv", str(out / "scores.csv"),
-                       "--timeout", "300", "--executed", str(out / "executed")])
+                       "--timeout", "300", "--executed", str(out / "executed"), "--exercises-from", str(reference)])
     rows = list(csv.DictReader(open(out / "scores.csv", encoding="utf-8")))
     return code, (out / "report.md").read_text(encoding="utf-8"), rows, out
 
@@ -101,10 +129,13 @@ def test_bad_arguments_are_clear(tmp_path, capsys):
     assert "no .ipynb files under" in capsys.readouterr().err
 
 
-def test_exercises_come_from_the_reference_notebooks_and_the_submissions(tmp_path):
+def test_exercises_come_from_the_reference_notebooks_only(tmp_path):
+    # Changed on purpose (issue #15): what a submission mentions, and ids the registry does not
+    # know ("test/g-extra"), no longer change what everyone is graded on.
     reference = tmp_path / "chapter.ipynb"
-    nbformat.write(_submission('check("test/g-extra", answer)', 'check("test/g-count", answer)'), reference)
+    nbformat.write(_submission('check("test/g-extra", answer)', 'check("test/g-count", answer)',
+                               '# check("test/g-share", answer)\nprint(\'check("test/g-share", 1)\')'), reference)
     submitted = grade.Submission("fay", tmp_path / "fay.ipynb", checks_in_source=["test/g-count", "test/g-own"])
-    assert grade.exercises_to_grade([submitted], [reference]) == ["test/g-extra", "test/g-count", "test/g-own"]
+    assert grade.exercises_to_grade([submitted], [reference]) == ["test/g-count"]
     assert submitted.result("test/g-extra").status == "missing"
     assert submitted.result("test/g-own").status == "not run"

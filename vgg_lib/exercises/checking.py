@@ -18,8 +18,9 @@ Conventions the student copies and the grader rely on (book/instructors.md has t
   exercise a rounded string ("1.23M", "1.23e6") counts when it has at least three significant
   figures and the exact count rounds to it.
 * When the environment variable ``VGG_CHECK_LOG`` names a file, every call appends one JSON line
-  ``{"exercise": id, "status": "correct"|"wrong"|"unanswered"|"unreadable"}`` to it. The grader
-  (``python -m vgg_lib.teaching.grade``) sets it; the line never holds the expected value.
+  ``{"exercise": id, "answer": ..., "status": ...}`` to it (``logged_answer`` below). The grader
+  (``python -m vgg_lib.teaching.grade``) sets it, ignores the status and checks the answer again
+  in its own process; the line never holds the expected value.
 """
 
 import ast
@@ -190,11 +191,42 @@ def feedback(exercise_id, status, detail=""):
     return f"❌ {exercise_id}: not yet. Hint: {get_exercise(exercise_id).hint}"
 
 
-def _log(exercise_id, status):
+def logged_answer(answer):
+    """``answer`` as JSON for the grader's log: None (no answer yet), an int, a finite float, a
+    string (at most MAX_LOGGED_CHARACTERS), ``{"bool": b}``, ``{"float": "nan"|"inf"|"-inf"}``, or
+    ``{"unreadable": reason}``. Tensors and numpy scalars of one element become their number.
+    The grader (vgg_lib/teaching/grade.py) reads it back and checks it itself."""
+    if answer is None or answer is Ellipsis:
+        return None
+    if hasattr(answer, "item") and not isinstance(answer, (bool, int, float, str)):
+        try:
+            answer = answer.item()
+        except Exception:
+            return {"unreadable": "Answer with a single number, not a tensor or array of several."}
+    if isinstance(answer, bool):
+        return {"bool": bool(answer)}
+    if isinstance(answer, str):
+        if len(answer) > MAX_LOGGED_CHARACTERS:
+            return {"unreadable": f"Answers are at most {MAX_LOGGED_CHARACTERS} characters."}
+        return str(answer)
+    if isinstance(answer, int):
+        return int(answer) if abs(int(answer)).bit_length() <= 1024 else {"unreadable": "That number is too large."}
+    try:
+        value = float(answer)
+    except Exception:
+        return {"unreadable": f"Answer with a number or a string like '12.5%', not a {type(answer).__name__}."}
+    return value if math.isfinite(value) else {"float": repr(value)}
+
+
+MAX_LOGGED_CHARACTERS = 200
+
+
+def _log(exercise_id, status, answer=None):
     path = os.environ.get("VGG_CHECK_LOG")
     if path:
         with open(path, "a", encoding="utf-8") as log:
-            log.write(json.dumps({"exercise": exercise_id, "status": status}) + "\n")
+            log.write(json.dumps({"exercise": exercise_id, "answer": logged_answer(answer),
+                                  "status": status}) + "\n")
 
 
 def grade(exercise_id, answer):
@@ -244,7 +276,7 @@ def check(exercise_id, answer, quiet=False):
     raises KeyError, since that is a mistake in the notebook rather than in the answer.
     """
     status, detail = grade(exercise_id, answer)
-    _log(exercise_id, status)
+    _log(exercise_id, status, answer)
     if not quiet:
         print(feedback(exercise_id, status, detail))
     return CheckResult(exercise_id, status)
