@@ -42,7 +42,7 @@ from pathlib import Path
 import nbformat
 
 from ..exercises import checking, exercise_ids
-from ..atomic_write import write_atomically  # moves with vgg_lib's restructuring: adapt this import
+from ..atomic_write import write_atomically
 from . import sandbox as sandboxes
 
 SYMBOLS = {"correct": "✅", "wrong": "❌", "unanswered": "✏️", "unreadable": "⚠️", "not run": "⏹", "missing": "∅"}

@@ -147,9 +147,9 @@ def bwrap_command(box, command, hidden=()):
 
 
 def _data_paths():
-    """The offline CIFAR-10 sample (VGG_CIFAR10_NPZ) and the data folder (vgg_lib.data.data_dir),
+    """The offline CIFAR-10 sample (VGG_CIFAR10_NPZ) and the data folder (vgg_lib.training.data.data_dir),
     where they exist: the sandbox shows them read-only, so training chapters find their data."""
-    from vgg_lib import data
+    from ..training import data
 
     paths = [Path(os.environ[data.ENV_NPZ]).resolve()] if os.environ.get(data.ENV_NPZ) else []
     return [p for p in paths if p.is_file()] + [p for p in [data.data_dir().resolve()] if p.is_dir()]
