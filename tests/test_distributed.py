@@ -141,10 +141,12 @@ def test_batch_norm_two_processes_use_per_rank_statistics(two_process_runs, monk
     # running statistics: each rank's own (rank 0's are broadcast before every forward pass,
     # then each rank updates them with its 32 images), so they differ after the last step
     assert any(not torch.equal(rank0[k], rank1[k]) for k in running)
-    single, _ = one_process_run(workdir, monkeypatch, "--batch-norm",
-                                "--checkpoint", str(workdir / "single-bn.pt"))
+    single, history = one_process_run(workdir, monkeypatch, "--batch-norm",
+                                      "--checkpoint", str(workdir / "single-bn.pt"))
     difference = largest_difference(single, rank0)
-    print(f"batch norm, 1 vs 2 processes: largest weight difference {difference:.2e}")
+    two = json.loads((workdir / "bn.json").read_text())["history"]
+    print(f"batch norm, 1 vs 2 processes: final train loss {history.epochs[-1]['train_loss']:.6f}"
+          f" vs {two['epochs'][-1]['train_loss']:.6f}, largest weight difference {difference:.2e}")
     # batch statistics of 32 images instead of 64: not a rounding difference any more
     assert difference > 10 * TOLERANCE
 
