@@ -11,7 +11,9 @@
 * ``exercises`` may import all four; ``teaching`` may import everything; nothing imports
   ``teaching``;
 * the top-level helpers (``device``, ``tables``, ``atomic_write``) import no part, and every
-  part may import them; ``vgg_lib/__init__.py`` (the students' face) imports no ``teaching``.
+  part may import them; ``vgg_lib/__init__.py`` (the students' face) imports no ``teaching``;
+* the top-level commands (``train``: ``python -m vgg_lib.train``) may import ``architecture``,
+  ``measure``, ``training``, ``inspection`` and the helpers; nothing imports a command.
 """
 
 import ast
@@ -22,6 +24,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "vgg_lib"
 PARTS = ("architecture", "measure", "training", "inspection", "exercises", "teaching")
 HELPERS = ("device", "tables", "atomic_write")
+COMMANDS = ("train",)  # python -m vgg_lib.<command>
 ALLOWED = {
     "architecture": set(),
     "measure": {"architecture"},
@@ -31,6 +34,7 @@ ALLOWED = {
     "teaching": {"architecture", "measure", "training", "inspection", "exercises"},
     "helper": set(),
     "face": {"architecture", "measure", "training", "inspection", "exercises"},
+    "command": {"architecture", "measure", "training", "inspection"},
 }
 
 
@@ -38,6 +42,8 @@ def part_of(path):
     relative = path.relative_to(PACKAGE)
     if len(relative.parts) > 1:
         return relative.parts[0]
+    if relative.stem in COMMANDS:
+        return "command"
     return "face" if relative.name == "__init__.py" else "helper"
 
 
@@ -72,7 +78,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 def test_the_tree_has_the_parts_and_helpers():
     assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()} == set(PARTS)
     top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    assert top == set(HELPERS), f"top-level modules other than the helpers: {sorted(top - set(HELPERS))}"
+    known = set(HELPERS) | set(COMMANDS)
+    assert top == known, f"top-level modules other than the helpers and commands: {sorted(top - known)}"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -80,6 +87,9 @@ def test_imports_follow_the_direction_of_the_parts(path):
     part = part_of(path)
     for module in imported_vgg_lib_modules(path):
         target = module.split(".")[0]
+        assert target not in COMMANDS, (
+            f"{path.relative_to(PACKAGE)} imports the command vgg_lib.{module}; nothing imports a "
+            "command (see book/contributing.md)")
         if target in HELPERS or target == part:
             continue
         assert target in PARTS, f"{path.relative_to(PACKAGE)} imports unknown vgg_lib.{module}"

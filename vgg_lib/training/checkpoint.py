@@ -9,6 +9,7 @@ strings, lists and dicts.
 
 import os
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def read_checkpoint(path, map_location="cpu"):
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
-            ValueError) as error:
+            ValueError, struct.error) as error:  # struct.error: a few junk bytes (legacy format)
         raise CheckpointError(
             f"Could not read {path} as a checkpoint ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}). The file is truncated, "

@@ -112,7 +112,7 @@ def _check_resumable(saved, recipe, train_images, path):
 
 def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compile=False,
         checkpoint_path=None, resume=False, progress=True, max_steps=None, step_callback=None,
-        eval_every_epoch=True, eval_batch_size=512, **recipe_changes):
+        eval_every_epoch=True, eval_batch_size=512, distributed=None, **recipe_changes):
     """Train ``model`` on ``data`` (a ``CIFAR10Data``) with ``recipe`` (a ``TrainConfig``; the
     default one when None) and return a ``History``. Keyword arguments named like the recipe's
     fields change them for this call: ``fit(model, data, profile.recipe, epochs=3)``.
@@ -133,6 +133,9 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
 
     A non-finite loss ends the run: ``history.diverged`` is True and ``history.status`` says
     "diverged at step N".
+
+    ``distributed``: a ``vgg_lib.training.distributed.Distributed`` to train data-parallel under
+    torchrun (``recipe.batch_size`` is then the global batch); None trains in this process.
     """
     if recipe is not None and not isinstance(recipe, TrainConfig):
         raise TypeError(f"recipe must be a TrainConfig (e.g. profile.recipe), not a "
@@ -149,6 +152,10 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     if channels_last:
         model.to(memory_format=torch.channels_last)
 
+    # --- data parallelism (training/distributed.py): rank 0 alone shows progress and saves ---
+    if distributed is not None:
+        progress = progress and distributed.is_main
+    # ---
     train_images = len(data.x_train)
     # The last incomplete batch is dropped; a batch larger than the data shrinks to fit it.
     recipe = recipe.replace(batch_size=min(recipe.batch_size, train_images))
@@ -158,6 +165,9 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     config = dict(recipe.to_dict(), train_images=train_images, test_images=len(data.x_test),
                   steps_per_epoch=steps_per_epoch, precision=precision,
                   channels_last=channels_last, device=str(device), data_source=data.source)
+    if distributed is not None:  # data parallelism: the global batch must split evenly
+        distributed.check_batch_size(batch_size)
+        config.update(distributed.describe())
 
     optimizer = make_optimizer(model, recipe.lr, recipe.momentum, recipe.weight_decay,
                                recipe.nesterov)
@@ -182,7 +192,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         seed_everything(recipe.seed)
         generator.manual_seed(recipe.seed)
 
-    training_model = torch.compile(model) if compile else model
+    training_model = model if distributed is None else distributed.wrap(model)  # DDP
+    training_model = torch.compile(training_model) if compile else training_model
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
     bar = _progress_bar(progress, last_step, step)
@@ -199,16 +210,21 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                 if step >= last_step:
                     break
                 index = order[i * batch_size:(i + 1) * batch_size]
-                images, labels = data.x_train[index], data.y_train[index]
-                if recipe.augment:
-                    images = random_crop_flip(images, padding=recipe.crop_padding,
-                                              generator=generator)
+                if distributed is not None:  # this rank's share of the global batch
+                    images, labels = distributed.local_batch(data, index, recipe, generator)
+                else:
+                    images, labels = data.x_train[index], data.y_train[index]
+                    if recipe.augment:
+                        images = random_crop_flip(images, padding=recipe.crop_padding,
+                                                  generator=generator)
                 x = data.normalize(images, channels_last=channels_last)
                 with autocast(device, precision):
                     logits = training_model(x)
                     loss = loss_fn(logits.float(), labels)
                 step += 1
-                loss_value = loss.item()
+                # data parallelism: the global batch's mean loss, so all ranks stop together
+                loss_value = (loss.item() if distributed is None
+                              else distributed.mean(loss).item())
                 history.steps.append(loss_value)
                 if not math.isfinite(loss_value):
                     history.diverged, history.diverged_at_step = True, step
@@ -231,6 +247,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                                         refresh=False)
             if history.diverged:
                 break
+            if distributed is not None:  # data parallelism: totals over every rank's share
+                loss_sum, correct, seen = distributed.sum(loss_sum, correct, seen)
             seconds = time.perf_counter() - started
             record = dict(epoch=epoch + 1, train_loss=(loss_sum / max(seen, 1)).item(),
                           train_accuracy=correct.item() / max(seen, 1), test_loss=None,
@@ -252,7 +270,7 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
             if not complete:
                 history.stopped_at_step = step
                 break
-            if checkpoint_path is not None:
+            if checkpoint_path is not None and (distributed is None or distributed.is_main):
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, history,
                                 recipe=recipe,
                                 training_state=dict(epoch=epoch + 1, step=step,
