@@ -93,6 +93,27 @@ def test_subsets_are_class_balanced_and_seeded(offline):
     assert not torch.equal(data.x_train, other.x_train)
 
 
+def test_validation_split_is_balanced_seeded_and_never_trained_on(offline):
+    data = load_cifar10(device="cpu", validation=20, seed=1)
+    _, arrays = offline
+    assert torch.bincount(data.y_val, minlength=10).tolist() == [2] * 10
+    assert len(data.x_train) + len(data.x_val) == len(arrays["y_train"])
+    flat = lambda x: {bytes(image.numpy().tobytes()) for image in x}  # noqa: E731
+    assert not flat(data.x_train) & flat(data.x_val)  # the images are all distinct in the file
+    # the validation split does not depend on how many training images are kept
+    smaller = load_cifar10(device="cpu", validation=20, train_subset=30, seed=1)
+    assert torch.equal(smaller.x_val, data.x_val) and len(smaller.x_train) == 30
+    assert not flat(smaller.x_train) & flat(smaller.x_val)
+    assert not torch.equal(load_cifar10(device="cpu", validation=20, seed=2).x_val, data.x_val)
+    assert "20 validation" in repr(data)
+    assert len(load_cifar10(device="cpu").x_val) == 0  # none unless asked for
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="validation"):
+            load_cifar10(device="cpu", validation=bad)
+    with pytest.raises(ValueError, match="leaves no training images"):
+        load_cifar10(device="cpu", validation=len(arrays["y_train"]))
+
+
 def test_balanced_subset_uneven_request():
     labels = np.repeat(np.arange(10), 7)
     chosen = balanced_subset(labels, 25, seed=0)
