@@ -2,8 +2,9 @@
 
 Where the images come from, in this order:
 
-1. the file named by the environment variable ``VGG_CIFAR10_NPZ`` (the offline sample used by
-   CI, 10,000 training and 2,000 test images; see ``shared/data/README.md``);
+1. the file named by the environment variable ``VGG_CIFAR10_NPZ``: offline copies of CIFAR-10,
+   all of it (``cifar10-full.npz``, 50,000 training and 10,000 test images, what CI uses) or a
+   sample (``cifar10-mini.npz``, 10,000 and 2,000); see ``shared/data/README.md``;
 2. ``<data dir>/cifar10.npz``, a cache written by step 3 (data dir: ``VGG_DATA_DIR``, default
    ``~/.cache/vgg_book``);
 3. torchvision's download of the real dataset (50,000 + 10,000 images, about 170 MB, needs
@@ -167,10 +168,11 @@ def find_arrays(download=True):
         if not path.is_file():
             raise DataError(
                 f"{ENV_NPZ} is set to {sample!r}, but there is no file there. Point it at the "
-                "offline sample (cifar10-mini.npz, in shared/data beside the repository), or unset "
+                "offline copy (cifar10-full.npz or cifar10-mini.npz, in shared/data beside the "
+                "repository), or unset "
                 "it to download the full dataset with torchvision."
             )
-        return read_npz(path), f"offline sample {path}"
+        return read_npz(path), f"offline file {path}"
     directory = data_dir()
     cache = directory / CACHE_NAME
     if cache.is_file():
@@ -186,7 +188,7 @@ def find_arrays(download=True):
             f"{ENV_NPZ} (not set); (2) a cache at {cache} (not there); (3) torchvision's "
             f"download into {directory}, which failed with {type(error).__name__}: {error}. "
             "Fix: connect to the internet and run again (the download is about 170 MB, once), "
-            f"or set {ENV_NPZ}=/path/to/cifar10-mini.npz (the offline sample in shared/data/ "
+            f"or set {ENV_NPZ}=/path/to/cifar10-full.npz or cifar10-mini.npz (the offline copies in shared/data/ "
             "beside the repository), or set VGG_DATA_DIR to a folder that already holds "
             "cifar10.npz or torchvision's cifar-10-batches-py."
         ) from error
