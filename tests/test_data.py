@@ -68,7 +68,7 @@ def test_offline_sample_becomes_device_tensors(offline):
     # HWC -> CHW without scrambling pixels
     assert torch.equal(data.x_train[5].permute(1, 2, 0), torch.from_numpy(arrays["x_train"][5]))
     assert data.classes == list(data_module.CLASSES)
-    assert data.source == f"offline sample {path}"
+    assert data.source == f"offline file {path}"
     pixels = arrays["x_train"].reshape(-1, 3) / 255.0
     np.testing.assert_allclose(data.mean, pixels.mean(0), rtol=1e-9)
     np.testing.assert_allclose(data.std, pixels.std(0), rtol=1e-9)
