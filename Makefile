@@ -1,8 +1,12 @@
 # The two commands a reader needs (see README):  make book   and   make test
 PYTHON ?= python3
-# Offline CIFAR-10 sample: used when present beside the repository (as on CI), unless already set.
+# Offline CIFAR-10, when present beside the repository (as on CI), unless VGG_CIFAR10_NPZ is
+# already set: all of it (cifar10-full.npz, 50,000 + 10,000 images) if there, else the sample.
+FULL_DATA := $(abspath ../shared/data/cifar10-full.npz)
 SAMPLE := $(abspath ../shared/data/cifar10-mini.npz)
-ifneq ($(wildcard $(SAMPLE)),)
+ifneq ($(wildcard $(FULL_DATA)),)
+export VGG_CIFAR10_NPZ ?= $(FULL_DATA)
+else ifneq ($(wildcard $(SAMPLE)),)
 export VGG_CIFAR10_NPZ ?= $(SAMPLE)
 endif
 export PYTHONHASHSEED := 0

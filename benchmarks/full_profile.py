@@ -111,7 +111,7 @@ def main(argv=None):
     print(f"model: {spec.describe()}; recipe: {recipe}", flush=True)
 
     data = load_cifar10(device=device, train_subset=args.train_images,
-                        test_subset=args.test_images)
+                        test_subset=args.test_images, validation=profile.validation)
     print(f"data: {data}", flush=True)
     seed_everything(recipe.seed)
     model = spec.build().to(device)
@@ -120,9 +120,9 @@ def main(argv=None):
                   progress=False, eval_every_epoch=False)
     sync(device)
     wall = time.perf_counter() - started
-    if history.final_test_accuracy is None:  # stopped by --max-steps: evaluate anyway
-        history.epochs[-1]["test_loss"], history.epochs[-1]["test_accuracy"] = evaluate(
-            model, data, tta_flip=recipe.tta_flip, precision=precision)
+    if history.test is None:  # stopped by --max-steps (a smoke test): evaluate anyway
+        loss, accuracy = evaluate(model, data, tta_flip=recipe.tta_flip, precision=precision)
+        history.test = dict(loss=loss, accuracy=accuracy)
 
     flop = train_flop_per_image(spec)
     trained = len(history.steps) * recipe.batch_size

@@ -26,8 +26,8 @@ def test_round_trip_with_optimizer_history_and_extra(tmp_path):
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     optimizer.step()
     history = History({"lr": 0.1})
-    history.epochs.append(dict(epoch=1, train_loss=1.5, train_accuracy=0.4, test_loss=None,
-                               test_accuracy=None, lr=0.1, seconds=1.0, images_per_second=2.0))
+    history.epochs.append(dict(epoch=1, train_loss=1.5, train_accuracy=0.4, val_loss=None,
+                               val_accuracy=None, lr=0.1, seconds=1.0, images_per_second=2.0))
     path = save_checkpoint(tmp_path / "run.pt", model, optimizer, history=history,
                            extra={"config": "A", "width": 0.125})
     # the file is plain tensors and containers: torch's safe loader reads it directly

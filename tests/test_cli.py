@@ -113,7 +113,7 @@ def test_image_folder_end_to_end_two_steps_checkpoint_resume_evaluate(tmp_path, 
     print(out)
     history = json.loads(checkpoint.with_suffix(".json").read_text())["history"]
     assert len(history["steps"]) == 4 and len(history["epochs"]) == 2
-    accuracy = history["epochs"][-1]["test_accuracy"]
+    accuracy = history["epochs"][-1]["val_accuracy"]
     assert accuracy is not None and 0 <= accuracy <= 1
     assert history["config"]["evaluation"] == "CentreCrop(Q=36, crop=32, flip=True)"
     assert "FolderData(24 train / 12 val images, 3 classes" in out

@@ -68,7 +68,7 @@ def test_offline_sample_becomes_device_tensors(offline):
     # HWC -> CHW without scrambling pixels
     assert torch.equal(data.x_train[5].permute(1, 2, 0), torch.from_numpy(arrays["x_train"][5]))
     assert data.classes == list(data_module.CLASSES)
-    assert data.source == f"offline sample {path}"
+    assert data.source == f"offline file {path}"
     pixels = arrays["x_train"].reshape(-1, 3) / 255.0
     np.testing.assert_allclose(data.mean, pixels.mean(0), rtol=1e-9)
     np.testing.assert_allclose(data.std, pixels.std(0), rtol=1e-9)
@@ -91,6 +91,27 @@ def test_subsets_are_class_balanced_and_seeded(offline):
     other = load_cifar10(device="cpu", train_subset=30, test_subset=10, seed=2)
     assert torch.equal(data.x_train, again.x_train)
     assert not torch.equal(data.x_train, other.x_train)
+
+
+def test_validation_split_is_balanced_seeded_and_never_trained_on(offline):
+    data = load_cifar10(device="cpu", validation=20, seed=1)
+    _, arrays = offline
+    assert torch.bincount(data.y_val, minlength=10).tolist() == [2] * 10
+    assert len(data.x_train) + len(data.x_val) == len(arrays["y_train"])
+    flat = lambda x: {bytes(image.numpy().tobytes()) for image in x}  # noqa: E731
+    assert not flat(data.x_train) & flat(data.x_val)  # the images are all distinct in the file
+    # the validation split does not depend on how many training images are kept
+    smaller = load_cifar10(device="cpu", validation=20, train_subset=30, seed=1)
+    assert torch.equal(smaller.x_val, data.x_val) and len(smaller.x_train) == 30
+    assert not flat(smaller.x_train) & flat(smaller.x_val)
+    assert not torch.equal(load_cifar10(device="cpu", validation=20, seed=2).x_val, data.x_val)
+    assert "20 validation" in repr(data)
+    assert len(load_cifar10(device="cpu").x_val) == 0  # none unless asked for
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="validation"):
+            load_cifar10(device="cpu", validation=bad)
+    with pytest.raises(ValueError, match="leaves no training images"):
+        load_cifar10(device="cpu", validation=len(arrays["y_train"]))
 
 
 def test_balanced_subset_uneven_request():

@@ -80,7 +80,11 @@ def test_estimates_scale_with_flops():
     assert flop == 6 * macs
     t4, a100 = full.estimated_seconds("t4"), full.estimated_seconds("a100")
     assert 0 < a100 < t4
-    flop_time = 30 * (50_000 * flop + 10_000 * 2 * flop / 3) / (profiles.EFFECTIVE_TFLOPS["t4"] * 1e12)
-    assert t4 == pytest.approx(flop_time + 30 * (50_000 // 256) * profiles.GPU_SECONDS_PER_STEP_FLOOR)
+    # 45,000 training images (5,000 of the 50,000 are the validation split), evaluated after
+    # every epoch; the 10,000 test images once
+    assert (full.train_images, full.validation, full.test_images) == (45_000, 5_000, 10_000)
+    flop_time = (30 * (45_000 * flop + 5_000 * 2 * flop / 3) + 10_000 * 2 * flop / 3) / (
+        profiles.EFFECTIVE_TFLOPS["t4"] * 1e12)
+    assert t4 == pytest.approx(flop_time + 30 * (45_000 // 256) * profiles.GPU_SECONDS_PER_STEP_FLOOR)
     with pytest.raises(ValueError, match="hardware"):
         full.estimated_seconds("tpu")

@@ -29,15 +29,19 @@ def random_data(n_train=64, n_test=32):
                        source="synthetic", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 
 
-def fake_run(label, lr, seed, accuracies, diverged_at=None):
-    history = History({"steps_per_epoch": 2})
-    history.epochs = [dict(epoch=i + 1, train_loss=2.0, train_accuracy=0.1, test_loss=2.0,
-                           test_accuracy=a, lr=lr, seconds=1.0, images_per_second=1.0)
+def fake_run(label, lr, seed, accuracies, diverged_at=None, test=None):
+    """A run whose validation accuracies per epoch are ``accuracies`` and whose test accuracy,
+    measured once at its end, is ``test`` (default: the last validation accuracy)."""
+    history = History({"steps_per_epoch": 2, "epochs": len(accuracies)})
+    history.epochs = [dict(epoch=i + 1, train_loss=2.0, train_accuracy=0.1, val_loss=2.0,
+                           val_accuracy=a, lr=lr, seconds=1.0, images_per_second=1.0)
                       for i, a in enumerate(accuracies)]
     history.steps = [2.3, 2.2] * len(accuracies)
     if diverged_at is not None:
         history.diverged, history.diverged_at_step = True, diverged_at
         history.steps.append(math.nan)
+    else:
+        history.test = {"loss": 2.0, "accuracy": accuracies[-1] if test is None else test}
     return Run(label, lr, seed, history)
 
 
@@ -51,12 +55,13 @@ def test_mean_std_is_the_sample_standard_deviation():
 
 
 def test_summary_groups_by_label_and_lr_and_leaves_diverged_runs_out():
-    runs = [fake_run("plain", 0.1, 0, [0.2, 0.3]), fake_run("plain", 0.1, 1, [0.1], diverged_at=3),
-            fake_run("plain", 0.1, 2, [0.4, 0.25]), fake_run("bn", 0.1, 0, [0.5, 0.6])]
+    runs = [fake_run("plain", 0.1, 0, [0.2, 0.3], test=0.3),
+            fake_run("plain", 0.1, 1, [0.1], diverged_at=3),
+            fake_run("plain", 0.1, 2, [0.4, 0.25], test=0.4), fake_run("bn", 0.1, 0, [0.5, 0.6])]
     plain, bn = summarise(runs)
     assert (plain.label, plain.lr, plain.runs, plain.diverged) == ("plain", 0.1, 3, 1)
-    assert plain.final == [0.3, 0.25] and plain.best == [0.3, 0.4]
-    assert bn.final_mean_std == (0.6, 0.0)
+    assert plain.val == [0.3, 0.25] and plain.test == [0.3, 0.4]
+    assert bn.test_mean_std == (0.6, 0.0) and bn.val_mean_std == (0.6, 0.0)
     table = format_table([plain, bn], title="T")
     lines = table.splitlines()
     assert lines[0] == "T"

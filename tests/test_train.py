@@ -15,7 +15,7 @@ from vgg_lib.device import resolve_precision
 from vgg_lib.training.loop import evaluate, fit, lr_factor
 
 
-def colour_data(n_train=96, n_test=40, seed=0):
+def colour_data(n_train=96, n_test=40, seed=0, n_val=40):
     """A task a tiny VGG learns in a few steps: class c brightens colour channel c % 3 in one of
     three stripes chosen by c // 3 (with noise), so only 9 classes appear."""
     generator = torch.Generator().manual_seed(seed)
@@ -30,8 +30,10 @@ def colour_data(n_train=96, n_test=40, seed=0):
 
     x_train, y_train = make(n_train)
     x_test, y_test = make(n_test)
+    x_val, y_val = make(n_val)
     return CIFAR10Data(x_train, y_train, x_test, y_test, classes=[str(i) for i in range(10)],
-                       source="synthetic", mean=(0.3, 0.3, 0.3), std=(0.25, 0.25, 0.25))
+                       source="synthetic", mean=(0.3, 0.3, 0.3), std=(0.25, 0.25, 0.25),
+                       x_val=x_val, y_val=y_val)
 
 
 def tiny_model(seed=0, batch_norm=True, config="A"):
@@ -60,17 +62,45 @@ def test_fit_learns_and_records_history():
     assert len(history.epochs) == 6 and len(history.steps) == 6 * (96 // 16)
     assert all(math.isfinite(v) for v in history.steps)
     first, last = history.epochs[0], history.epochs[-1]
-    assert set(first) == {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+    assert set(first) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                           "lr", "seconds", "images_per_second"}
     assert last["train_loss"] < first["train_loss"]
     assert history.final_test_accuracy >= 0.5  # chance is 1/9
-    assert history.best_test_accuracy >= history.final_test_accuracy
-    assert not history.diverged and "epoch" in history.status
+    assert history.final_val_accuracy >= 0.5
+    assert history.best_val_accuracy >= history.final_val_accuracy
+    assert all(e["val_accuracy"] is not None for e in history.epochs)  # every epoch, on validation
+    assert not history.diverged and "epoch" in history.status and "test accuracy" in history.status
     loss, accuracy = evaluate(model, data, tta_flip=True, precision="fp32")
     assert accuracy == pytest.approx(history.final_test_accuracy)
+    assert history.test == {"loss": pytest.approx(loss), "accuracy": accuracy}
+    _, val_accuracy = evaluate(model, data, tta_flip=True, precision="fp32", split="val")
+    assert val_accuracy == pytest.approx(history.final_val_accuracy)
     figure = history.plot()
     assert len(figure.axes) == 2
     assert History.from_dict(history.to_dict()).to_dict() == history.to_dict()
+
+
+def test_the_test_set_is_evaluated_once_at_the_end_and_never_for_tuning(monkeypatch):
+    data = colour_data()
+    from vgg_lib.training import loop
+
+    splits = []
+    real = loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", lambda *a, **k: splits.append(k.get("split")) or real(*a, **k))
+    history = fit(tiny_model(), data, **SETTINGS)
+    assert splits == ["val", "val", "val", "test"] and history.test is not None
+    splits.clear()
+    tuning = fit(tiny_model(), data, test=False, **SETTINGS)
+    assert "test" not in splits and tuning.test is None and tuning.final_val_accuracy is not None
+    splits.clear()
+    stopped = fit(tiny_model(), data, max_steps=4, **SETTINGS)  # unfinished: nothing to report
+    assert "test" not in splits and stopped.test is None and stopped.final_test_accuracy is None
+    without_val = colour_data(n_val=0)
+    splits.clear()
+    plain = fit(tiny_model(), without_val, **SETTINGS)
+    assert splits == ["test"] and all(e["val_accuracy"] is None for e in plain.epochs)
+    with pytest.raises(ValueError, match="no validation split"):
+        evaluate(tiny_model(), without_val, split="val")
 
 
 def test_same_seed_same_history_other_seed_other_history():
@@ -81,7 +111,8 @@ def test_same_seed_same_history_other_seed_other_history():
         runs.append((fit(model, data, seed=seed, **SETTINGS), model))
     (h0, m0), (h1, m1), (h2, m2) = runs
     assert h0.steps == h1.steps and same_weights(m0, m1)
-    assert [e["test_loss"] for e in h0.epochs] == [e["test_loss"] for e in h1.epochs]
+    assert [e["val_loss"] for e in h0.epochs] == [e["val_loss"] for e in h1.epochs]
+    assert h0.test == h1.test
     assert h0.steps != h2.steps and not same_weights(m0, m2)
 
 
@@ -102,7 +133,8 @@ def test_resume_ends_with_exactly_the_uninterrupted_weights(tmp_path, stop_after
     resumed = fit(second_session, data, checkpoint_path=path, resume=True, **SETTINGS)
     assert same_weights(straight, second_session)
     assert resumed.steps == history.steps
-    assert [e["test_accuracy"] for e in resumed.epochs] == [e["test_accuracy"] for e in history.epochs]
+    assert [e["val_accuracy"] for e in resumed.epochs] == [e["val_accuracy"] for e in history.epochs]
+    assert partial.test is None and resumed.test == history.test  # the test set: once, at the end
     # the checkpoint holds only plain data
     torch.load(path, weights_only=True)
 

@@ -190,7 +190,7 @@ def run(args, step_callback=None):
             spec, recipe = _settings(args, profile)
             data = load_cifar10(device=device, train_subset=args.train_images or profile.train_subset,
                                 test_subset=args.test_images or profile.test_subset,
-                                seed=recipe.seed)
+                                validation=profile.validation, seed=recipe.seed)
             described = f"{data}"
             spec = spec.replace(num_classes=len(data.classes))
         else:

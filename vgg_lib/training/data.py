@@ -2,8 +2,9 @@
 
 Where the images come from, in this order:
 
-1. the file named by the environment variable ``VGG_CIFAR10_NPZ`` (the offline sample used by
-   CI, 10,000 training and 2,000 test images; see ``shared/data/README.md``);
+1. the file named by the environment variable ``VGG_CIFAR10_NPZ``: offline copies of CIFAR-10,
+   all of it (``cifar10-full.npz``, 50,000 training and 10,000 test images, what CI uses) or a
+   sample (``cifar10-mini.npz``, 10,000 and 2,000); see ``shared/data/README.md``;
 2. ``<data dir>/cifar10.npz``, a cache written by step 3 (data dir: ``VGG_DATA_DIR``, default
    ``~/.cache/vgg_book``);
 3. torchvision's download of the real dataset (50,000 + 10,000 images, about 170 MB, needs
@@ -38,7 +39,12 @@ class DataError(RuntimeError):
 
 @dataclass
 class CIFAR10Data:
-    """Images as uint8 (N, 3, 32, 32) tensors and labels as int64 (N,) tensors, all on one device."""
+    """Images as uint8 (N, 3, 32, 32) tensors and labels as int64 (N,) tensors, all on one device.
+
+    Three splits: ``train`` (what the network learns from), ``val`` (a validation split carved
+    from CIFAR-10's training images: every choice of hyperparameter, schedule or checkpoint is
+    made on it) and ``test`` (CIFAR-10's test images: evaluated once per reported run, at the
+    end). ``x_val`` is empty when no validation split was asked for."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -48,6 +54,22 @@ class CIFAR10Data:
     source: str
     mean: tuple = field(default=(0.0, 0.0, 0.0))
     std: tuple = field(default=(1.0, 1.0, 1.0))
+    x_val: torch.Tensor = None
+    y_val: torch.Tensor = None
+
+    def __post_init__(self):
+        if self.x_val is None:
+            self.x_val = self.x_train[:0]
+            self.y_val = self.y_train[:0]
+
+    def split(self, name):
+        """(images, labels) of the split ``name``: "train", "val" or "test"."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"split={name!r}; choose 'train', 'val' or 'test'.")
+        if name == "val" and not len(self.x_val):
+            raise ValueError("This data has no validation split: load it with "
+                             "load_cifar10(..., validation=5000), for example.")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
     @property
     def device(self):
@@ -59,11 +81,13 @@ class CIFAR10Data:
 
     def to(self, device):
         return CIFAR10Data(self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
-                           self.y_test.to(device), list(self.classes), self.source, self.mean, self.std)
+                           self.y_test.to(device), list(self.classes), self.source, self.mean,
+                           self.std, self.x_val.to(device), self.y_val.to(device))
 
     def __repr__(self):
-        return (f"CIFAR10Data({len(self.x_train):,} train / {len(self.x_test):,} test images, "
-                f"{tuple(self.x_train.shape[1:])} uint8 on {self.device}, source: {self.source})")
+        return (f"CIFAR10Data({len(self.x_train):,} train / {len(self.x_val):,} validation / "
+                f"{len(self.x_test):,} test images, {tuple(self.x_train.shape[1:])} uint8 on "
+                f"{self.device}, source: {self.source})")
 
 
 def data_dir():
@@ -144,10 +168,11 @@ def find_arrays(download=True):
         if not path.is_file():
             raise DataError(
                 f"{ENV_NPZ} is set to {sample!r}, but there is no file there. Point it at the "
-                "offline sample (cifar10-mini.npz, in shared/data beside the repository), or unset "
+                "offline copy (cifar10-full.npz or cifar10-mini.npz, in shared/data beside the "
+                "repository), or unset "
                 "it to download the full dataset with torchvision."
             )
-        return read_npz(path), f"offline sample {path}"
+        return read_npz(path), f"offline file {path}"
     directory = data_dir()
     cache = directory / CACHE_NAME
     if cache.is_file():
@@ -163,7 +188,7 @@ def find_arrays(download=True):
             f"{ENV_NPZ} (not set); (2) a cache at {cache} (not there); (3) torchvision's "
             f"download into {directory}, which failed with {type(error).__name__}: {error}. "
             "Fix: connect to the internet and run again (the download is about 170 MB, once), "
-            f"or set {ENV_NPZ}=/path/to/cifar10-mini.npz (the offline sample in shared/data/ "
+            f"or set {ENV_NPZ}=/path/to/cifar10-full.npz or cifar10-mini.npz (the offline copies in shared/data/ "
             "beside the repository), or set VGG_DATA_DIR to a folder that already holds "
             "cifar10.npz or torchvision's cifar-10-batches-py."
         ) from error
@@ -194,19 +219,35 @@ def channel_stats(x_hwc):
     return tuple(float(v) for v in pixels.mean(0)), tuple(float(v) for v in pixels.std(0))
 
 
-def load_cifar10(device=None, train_subset=None, test_subset=None, seed=0, download=True):
-    """CIFAR-10 (or the offline sample) as a ``CIFAR10Data`` with every tensor on ``device``
+def load_cifar10(device=None, train_subset=None, test_subset=None, seed=0, download=True,
+                 validation=0):
+    """CIFAR-10 (or an offline file) as a ``CIFAR10Data`` with every tensor on ``device``
     (default: ``choose_device()``, the GPU when there is one).
 
-    ``train_subset`` / ``test_subset``: keep that many images, class-balanced, chosen with
-    ``seed`` (None keeps all). The normalisation mean and std are those of the training images
-    that are kept.
+    ``validation``: the number of training images set aside, class-balanced and chosen with
+    ``seed``, as the validation split (0: none). ``train_subset`` / ``test_subset``: keep that
+    many of the remaining training images / of the test images, class-balanced, chosen with
+    ``seed`` (None keeps all). The validation images are never among the training images. The
+    normalisation mean and std are those of the training images that are kept.
     """
+    if not isinstance(validation, int) or isinstance(validation, bool) or validation < 0:
+        raise ValueError(f"validation={validation!r}: the number of validation images, 0 or more.")
     arrays, source = find_arrays(download=download)
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else list(CLASSES)
+    x_all, y_all = arrays["x_train"], arrays["y_train"].astype(np.int64)
+    if validation >= len(y_all):
+        raise ValueError(f"validation={validation:,} leaves no training images: the file has "
+                         f"{len(y_all):,}.")
+    chosen = {"test": (arrays["x_test"], arrays["y_test"].astype(np.int64), test_subset)}
+    if validation:
+        # A seed of its own, so that the validation split stays the same whatever else changes.
+        held_out = balanced_subset(y_all, validation, seed=10_000 + seed)
+        rest = np.setdiff1d(np.arange(len(y_all)), held_out)
+        chosen["val"] = (x_all[held_out], y_all[held_out], None)
+        x_all, y_all = x_all[rest], y_all[rest]
+    chosen["train"] = (x_all, y_all, train_subset)
     tensors = {}
-    for split, size in (("train", train_subset), ("test", test_subset)):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"].astype(np.int64)
+    for split, (x, y, size) in chosen.items():
         keep = balanced_subset(y, size, seed)
         x, y = x[keep], y[keep]
         if split == "train":

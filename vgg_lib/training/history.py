@@ -4,11 +4,14 @@ import math
 
 
 class History:
-    """Per-epoch records, per-step training losses and how the run ended.
+    """Per-epoch records, per-step training losses, the test result and how the run ended.
 
-    ``epochs``: list of dicts with keys epoch, train_loss, train_accuracy, test_loss,
-    test_accuracy (None when not evaluated), lr, seconds, images_per_second.
+    ``epochs``: list of dicts with keys epoch, train_loss, train_accuracy, val_loss,
+    val_accuracy (on the validation split; None when there is none or it was not evaluated),
+    lr, seconds, images_per_second.
     ``steps``: the training loss of every optimiser step (step 1 first).
+    ``test``: ``{"loss": ..., "accuracy": ...}`` on the test set, evaluated once, when the run
+    has finished all its epochs (None before that): choices are made on the validation split.
     A non-finite loss ends a run: ``diverged`` is True and ``diverged_at_step`` says which step.
     """
 
@@ -19,20 +22,33 @@ class History:
         self.diverged = False
         self.diverged_at_step = None
         self.stopped_at_step = None  # set when max_steps ended the run early
+        self.test = None
 
     # --- summaries ------------------------------------------------------------------------
-    def _test_accuracies(self):
-        return [e["test_accuracy"] for e in self.epochs if e.get("test_accuracy") is not None]
+    @property
+    def finished(self):
+        """True when the run trained every epoch of its recipe without diverging."""
+        epochs = self.config.get("epochs")
+        return (not self.diverged and self.stopped_at_step is None and bool(self.epochs)
+                and (epochs is None or len(self.epochs) == epochs))
+
+    def _val_accuracies(self):
+        return [e["val_accuracy"] for e in self.epochs if e.get("val_accuracy") is not None]
 
     @property
-    def final_test_accuracy(self):
-        accuracies = self._test_accuracies()
+    def final_val_accuracy(self):
+        accuracies = self._val_accuracies()
         return accuracies[-1] if accuracies else None
 
     @property
-    def best_test_accuracy(self):
-        accuracies = self._test_accuracies()
+    def best_val_accuracy(self):
+        accuracies = self._val_accuracies()
         return max(accuracies) if accuracies else None
+
+    @property
+    def final_test_accuracy(self):
+        """The test accuracy of the finished run (None for an unfinished one)."""
+        return self.test["accuracy"] if self.test else None
 
     @property
     def status(self):
@@ -43,6 +59,8 @@ class History:
         text = f"{len(self.epochs)} epoch(s)"
         if self.stopped_at_step is not None:
             text += f", stopped at step {self.stopped_at_step} (max_steps)"
+        if self.final_val_accuracy is not None:
+            text += f", validation accuracy {self.final_val_accuracy:.1%}"
         if self.final_test_accuracy is not None:
             text += f", test accuracy {self.final_test_accuracy:.1%}"
         return text
@@ -56,7 +74,8 @@ class History:
     def to_dict(self):
         return {"config": dict(self.config), "epochs": [dict(e) for e in self.epochs],
                 "steps": list(self.steps), "diverged": self.diverged,
-                "diverged_at_step": self.diverged_at_step, "stopped_at_step": self.stopped_at_step}
+                "diverged_at_step": self.diverged_at_step, "stopped_at_step": self.stopped_at_step,
+                "test": dict(self.test) if self.test else None}
 
     @classmethod
     def from_dict(cls, data):
@@ -66,11 +85,13 @@ class History:
         history.diverged = bool(data.get("diverged", False))
         history.diverged_at_step = data.get("diverged_at_step")
         history.stopped_at_step = data.get("stopped_at_step")
+        history.test = dict(data["test"]) if data.get("test") else None
         return history
 
     # --- pictures -------------------------------------------------------------------------
     def plot(self, title=None):
-        """Loss and accuracy curves, training vs test, as a matplotlib Figure."""
+        """Loss and accuracy curves, training vs validation, as a matplotlib Figure (the test
+        accuracy, measured once, is a single marked point at the last epoch)."""
         import matplotlib.pyplot as plt
 
         fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -86,12 +107,15 @@ class History:
                      label="train (epoch mean)")
         acc_ax.plot(epochs, [e["train_accuracy"] for e in self.epochs], "o-", color="tab:blue",
                     label="train")
-        tested = [e for e in self.epochs if e.get("test_accuracy") is not None]
-        if tested:
-            loss_ax.plot([e["epoch"] for e in tested], [e["test_loss"] for e in tested], "s-",
-                         color="tab:orange", label="test")
-            acc_ax.plot([e["epoch"] for e in tested], [e["test_accuracy"] for e in tested], "s-",
-                        color="tab:orange", label="test")
+        checked = [e for e in self.epochs if e.get("val_accuracy") is not None]
+        if checked:
+            loss_ax.plot([e["epoch"] for e in checked], [e["val_loss"] for e in checked], "s-",
+                         color="tab:orange", label="validation")
+            acc_ax.plot([e["epoch"] for e in checked], [e["val_accuracy"] for e in checked], "s-",
+                        color="tab:orange", label="validation")
+        if self.test:
+            acc_ax.plot([epochs[-1]], [self.test["accuracy"]], "*", color="tab:green",
+                        markersize=12, label="test (once, at the end)")
         loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
         acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1))
         for ax in (loss_ax, acc_ax):

@@ -429,18 +429,19 @@ def fit_folder(model, data, recipe, *, augment=None, device=None, precision="aut
                 loss_sum, correct, seen = distributed.sum(loss_sum, correct, seen)
             seconds = time.perf_counter() - started
             record = dict(epoch=epoch + 1, train_loss=(loss_sum / max(seen, 1)).item(),
-                          train_accuracy=correct.item() / max(seen, 1), test_loss=None,
-                          test_accuracy=None, lr=optimizer.param_groups[0]["lr"],
+                          train_accuracy=correct.item() / max(seen, 1), val_loss=None,
+                          val_accuracy=None, lr=optimizer.param_groups[0]["lr"],
                           seconds=seconds, images_per_second=seen / seconds if seconds else 0.0)
             complete = seen == steps_per_epoch * batch_size
             if eval_every_epoch or (complete and epoch + 1 == recipe.epochs):
-                record["test_loss"], record["test_accuracy"] = evaluate_folder(
+                # ROOT/val/: ImageNet's validation set, on which the paper reports its results
+                record["val_loss"], record["val_accuracy"] = evaluate_folder(
                     model, data, protocol, device, eval_batch_size, workers, precision,
                     channels_last, distributed)
             history.epochs.append(record)
-            if bar is not None and record["test_accuracy"] is not None:
+            if bar is not None and record["val_accuracy"] is not None:
                 bar.set_postfix_str(f"epoch {epoch + 1}/{recipe.epochs}, loss "
-                                    f"{record['train_loss']:.3f}, val acc {record['test_accuracy']:.1%}")
+                                    f"{record['train_loss']:.3f}, val acc {record['val_accuracy']:.1%}")
             if not complete:
                 history.stopped_at_step = step
                 break

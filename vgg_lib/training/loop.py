@@ -63,11 +63,12 @@ def make_optimizer(model, lr, momentum, weight_decay, nesterov=False):
 @torch.no_grad()
 def evaluate(model, data, batch_size=512, tta_flip=False, split="test", precision="auto",
              channels_last=None):
-    """(mean cross-entropy, accuracy) of ``model`` on the test (or train) split.
+    """(mean cross-entropy, accuracy) of ``model`` on the split ``split`` of ``data``: "test",
+    "val" (the validation split) or "train".
 
     ``tta_flip=True`` averages the logits of each image and its mirror image (test-time
     augmentation), which costs a second forward pass and usually adds a little accuracy."""
-    images, labels = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    images, labels = data.split(split)
     device = images.device
     precision = resolve_precision(precision, device)
     channels_last = default_channels_last(device) if channels_last is None else channels_last
@@ -112,7 +113,8 @@ def _check_resumable(saved, recipe, train_images, path):
 
 def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compile=False,
         checkpoint_path=None, resume=False, progress=True, max_steps=None, step_callback=None,
-        eval_every_epoch=True, eval_batch_size=512, distributed=None, **recipe_changes):
+        eval_every_epoch=True, eval_batch_size=512, test=True, distributed=None,
+        **recipe_changes):
     """Train ``model`` on ``data`` (a ``CIFAR10Data``) with ``recipe`` (a ``TrainConfig``; the
     default one when None) and return a ``History``. Keyword arguments named like the recipe's
     fields change them for this call: ``fit(model, data, profile.recipe, epochs=3)``.
@@ -130,6 +132,11 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     to simulate an interrupted run. ``step_callback(step, model, loss)`` runs after
     ``backward()`` and before the optimiser step, so gradients can be inspected; steps count
     from 1.
+
+    Evaluation follows the book's rule: the validation split (``data.x_val``, when it has one)
+    after every epoch (``eval_every_epoch=False``: after the last one only), the test set once,
+    when the run has finished (``history.test``); ``test=False`` leaves the test set alone, as
+    tuning runs must.
 
     A non-finite loss ends the run: ``history.diverged`` is True and ``history.status`` says
     "diverged at step N".
@@ -251,21 +258,22 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                 loss_sum, correct, seen = distributed.sum(loss_sum, correct, seen)
             seconds = time.perf_counter() - started
             record = dict(epoch=epoch + 1, train_loss=(loss_sum / max(seen, 1)).item(),
-                          train_accuracy=correct.item() / max(seen, 1), test_loss=None,
-                          test_accuracy=None, lr=optimizer.param_groups[0]["lr"],
+                          train_accuracy=correct.item() / max(seen, 1), val_loss=None,
+                          val_accuracy=None, lr=optimizer.param_groups[0]["lr"],
                           seconds=seconds, images_per_second=seen / seconds if seconds else 0.0)
             complete = seen == steps_per_epoch * batch_size
-            if eval_every_epoch or (complete and epoch + 1 == epochs):
-                record["test_loss"], record["test_accuracy"] = evaluate(
-                    model, data, eval_batch_size, tta_flip=tta_flip, precision=precision,
-                    channels_last=channels_last)
+            # Per epoch the model is evaluated on the validation split only, never on the test set.
+            if len(data.x_val) and (eval_every_epoch or (complete and epoch + 1 == epochs)):
+                record["val_loss"], record["val_accuracy"] = evaluate(
+                    model, data, eval_batch_size, tta_flip=tta_flip, split="val",
+                    precision=precision, channels_last=channels_last)
             history.epochs.append(record)
             if bar is not None:
-                tested = record["test_accuracy"]
+                checked = record["val_accuracy"]
                 bar.set_postfix_str(
                     f"epoch {epoch + 1}/{epochs}, loss {record['train_loss']:.3f}, "
                     f"train acc {record['train_accuracy']:.1%}"
-                    + (f", test acc {tested:.1%}" if tested is not None else "")
+                    + (f", val acc {checked:.1%}" if checked is not None else "")
                     + f", {record['images_per_second']:,.0f} img/s")
             if not complete:
                 history.stopped_at_step = step
@@ -280,6 +288,14 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                                                     rng=rng_states()))
         if step >= last_step and last_step < total_steps and history.stopped_at_step is None:
             history.stopped_at_step = step
+        if test and history.finished and history.test is None:
+            # The test set, once per run, at its end: it reports the run and decides nothing.
+            test_loss, test_accuracy = evaluate(model, data, eval_batch_size, tta_flip=tta_flip,
+                                                split="test", precision=precision,
+                                                channels_last=channels_last)
+            history.test = dict(loss=test_loss, accuracy=test_accuracy)
+            if bar is not None:
+                bar.set_postfix_str(bar.postfix + f", test acc {test_accuracy:.1%}")
     finally:
         if bar is not None:
             bar.close()

@@ -35,7 +35,7 @@ def _spread(ax, x, curves, color, label):
 
 
 def plot_learning_curves(runs, smooth=10, colors=None, chance=0.1, title=None):
-    """Training loss (per step, smoothed) and test accuracy (per epoch), one column per learning
+    """Training loss (per step, smoothed) and validation accuracy (per epoch), one column per learning
     rate, one colour per model label; lines are the mean over seeds, bands the min..max range.
     A run that diverged is marked with a cross where it stopped."""
     import matplotlib.pyplot as plt
@@ -58,7 +58,8 @@ def plot_learning_curves(runs, smooth=10, colors=None, chance=0.1, title=None):
             for r in diverged:
                 loss_ax.plot([r.history.diverged_at_step], [math.log(10) * 1.25], "x",
                              color=colors[label], markersize=9, mew=2)
-            accuracies = [[e["test_accuracy"] for e in r.history.epochs] for r in group]
+            accuracies = [[e["val_accuracy"] for e in r.history.epochs
+                           if e.get("val_accuracy") is not None] for r in group]
             if any(accuracies):
                 _spread(acc_ax, np.arange(1, max(map(len, accuracies)) + 1),
                         [a for a in accuracies if a], colors[label], name)
@@ -70,7 +71,7 @@ def plot_learning_curves(runs, smooth=10, colors=None, chance=0.1, title=None):
         for ax in (loss_ax, acc_ax):
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(f"training loss\n(mean of {smooth} steps)")
-    axes[1, 0].set_ylabel("test accuracy")
+    axes[1, 0].set_ylabel("validation accuracy")
     for ax in axes[0]:  # one legend per column: divergence counts differ between columns
         ax.legend(fontsize=8, loc="lower left")
     if title:

@@ -67,8 +67,9 @@ class Profile:
     name: str
     model: ModelSpec
     recipe: TrainConfig
-    train_subset: object  # None = every training image
-    test_subset: object
+    train_subset: object  # None = every training image that is not a validation image
+    test_subset: object   # None = every test image
+    validation: int       # training images set aside as the validation split
     device: torch.device
 
     def build_model(self):
@@ -78,7 +79,7 @@ class Profile:
     def data_kwargs(self):
         """The keyword arguments of ``load_cifar10`` this profile stands for."""
         return dict(device=self.device, train_subset=self.train_subset,
-                    test_subset=self.test_subset)
+                    test_subset=self.test_subset, validation=self.validation)
 
     @property
     def train_images(self):
@@ -95,8 +96,11 @@ class Profile:
         train_images = train_images or self.train_images
         test_images = test_images or self.test_images
         flop = train_flop_per_image(self.model)
-        # evaluation: a forward pass (with the flipped copy) of every test image each epoch
-        total = self.recipe.epochs * (train_images * flop + test_images * 2 * flop / 3)
+        # evaluation: two forward passes (the image and its mirror), a third of a training step
+        # each, of every validation image after every epoch and of every test image once
+        evaluation = 2 * flop / 3
+        total = (self.recipe.epochs * (train_images * flop + self.validation * evaluation)
+                 + test_images * evaluation)
         seconds = total / (EFFECTIVE_TFLOPS[hardware] * 1e12)
         if hardware != "cpu":
             steps = self.recipe.epochs * (train_images // self.recipe.batch_size)
@@ -114,7 +118,7 @@ class Profile:
     def to_dict(self):
         return dict(name=self.name, model=self.model.to_dict(), recipe=self.recipe.to_dict(),
                     train_subset=self.train_subset, test_subset=self.test_subset,
-                    device=str(self.device))
+                    validation=self.validation, device=str(self.device))
 
     def __str__(self):
         images = "all" if self.train_subset is None else f"{self.train_subset:,}"
@@ -135,14 +139,15 @@ QUICK = dict(
     model=ModelSpec(config="A", batch_norm=True, width=0.25, head="compact", num_classes=10),
     recipe=TrainConfig(epochs=7, batch_size=128, lr=0.3, weight_decay=5e-4, label_smoothing=0.1,
                        nesterov=True, tta_flip=True, crop_padding=1),
-    train_subset=10_000, test_subset=2_000)
+    train_subset=10_000, test_subset=None, validation=5_000)
 FULL = dict(
     model=ModelSpec(config="D", batch_norm=True, width=1.0, head="compact", num_classes=10),
     recipe=TrainConfig(epochs=30, batch_size=256, lr=0.1, weight_decay=5e-4, label_smoothing=0.1,
                        nesterov=True, tta_flip=True, crop_padding=4),
-    train_subset=None, test_subset=None)
-_TRAIN_IMAGES = {"quick": 10_000, "full": 50_000}
-_TEST_IMAGES = {"quick": 2_000, "full": 10_000}
+    train_subset=None, test_subset=None, validation=5_000)
+# Images each profile trains and is tested on with the full dataset (for the time estimates).
+_TRAIN_IMAGES = {"quick": QUICK["train_subset"], "full": 50_000 - FULL["validation"]}
+_TEST_IMAGES = {"quick": 10_000, "full": 10_000}
 
 
 def make_profile(name, device=None):

@@ -100,19 +100,19 @@ class Summary:
     lr: float
     runs: int
     diverged: int
-    final: list
-    best: list
+    val: list    # final validation accuracy of each run that did not diverge (what choices use)
+    test: list   # test accuracy of each run that did not diverge (measured once, at its end)
     below: list = None  # first_step_below of every run (None: never), when asked for
     loss_below: float = None
     window: int = 8
 
     @property
-    def final_mean_std(self):
-        return mean_std(self.final)
+    def val_mean_std(self):
+        return mean_std(self.val)
 
     @property
-    def best_mean_std(self):
-        return mean_std(self.best)
+    def test_mean_std(self):
+        return mean_std(self.test)
 
 
 def summarise(runs, loss_below=None, window=8):
@@ -130,8 +130,9 @@ def summarise(runs, loss_below=None, window=8):
         below = (None if loss_below is None
                  else [first_step_below(r.history, loss_below, window) for r in members])
         summaries.append(Summary(label, lr, len(members), len(members) - len(finished),
-                                 [r.history.final_test_accuracy for r in finished],
-                                 [r.history.best_test_accuracy for r in finished], below,
+                                 [r.history.final_val_accuracy for r in finished
+                                  if r.history.final_val_accuracy is not None],
+                                 [r.history.final_test_accuracy for r in finished], below,
                                  loss_below, window))
     return summaries
 
@@ -148,11 +149,16 @@ def _steps(below):
 
 
 def format_table(summaries, title=None):
-    """Plain-text table: model, learning rate, final and best test accuracy (%), diverged runs,
-    and, for summaries made with ``loss_below``, the step at which each run's loss got below it."""
-    header = ["model", "lr", "final test acc. %", "best test acc. %", "diverged"]
-    rows = [[s.label, f"{s.lr:g}", _percent(s.final_mean_std) if s.final else "diverged",
-             _percent(s.best_mean_std) if s.best else "diverged", f"{s.diverged}/{s.runs}"]
+    """Plain-text table: model, learning rate, validation and test accuracy (%) at the end of the
+    runs, diverged runs, and, for summaries made with ``loss_below``, the step at which each
+    run's loss got below it."""
+    header = ["model", "lr", "val acc. %", "test acc. %", "diverged"]
+    def accuracy(values, summary):
+        if values:
+            return _percent(mean_std(values))
+        return "diverged" if summary.diverged == summary.runs else "-"
+
+    rows = [[s.label, f"{s.lr:g}", accuracy(s.val, s), accuracy(s.test, s), f"{s.diverged}/{s.runs}"]
             for s in summaries]
     if summaries and all(s.below is not None for s in summaries):
         header.append(f"steps to loss < {summaries[0].loss_below:g}")
