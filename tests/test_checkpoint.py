@@ -110,3 +110,27 @@ def test_default_checkpoint_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("VGG_CHECKPOINT_DIR")
     repository = Path(checkpoint_module.__file__).resolve().parents[2]
     assert default_checkpoint_dir() == repository / "checkpoints"
+
+
+def test_keep_checkpoints_on_drive_mounts_only_in_colab(monkeypatch, tmp_path, capsys):
+    import sys
+    import types
+
+    from vgg_lib.training.checkpoint import keep_checkpoints_on_drive
+
+    monkeypatch.delenv("VGG_CHECKPOINT_DIR", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert keep_checkpoints_on_drive() == default_checkpoint_dir()
+    assert "Not in Google Colab" in capsys.readouterr().out
+    mounted = []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setenv("VGG_CHECKPOINT_DIR", "unchanged")  # monkeypatch restores it afterwards
+    folder = keep_checkpoints_on_drive(mount_point=str(tmp_path / "drive"))
+    assert mounted == [str(tmp_path / "drive")]
+    assert folder == tmp_path / "drive" / "MyDrive" / "vgg_book" / "checkpoints" and folder.is_dir()
+    assert default_checkpoint_dir() == folder

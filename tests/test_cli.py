@@ -18,7 +18,7 @@ from vgg_lib.training.imagefolder import (CentreCrop, FolderAugment, GlobalBatch
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
-TINY = ["--profile", "quick", "--config", "A", "--width", "0.0625", "--head", "compact",
+TINY = ["--profile", "quick", "--config", "A", "--width", "0.0625", "--head", "compact", "--val-images", "32",
         "--precision", "fp32", "--device", "cpu", "--no-progress"]
 
 

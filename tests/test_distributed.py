@@ -28,9 +28,10 @@ from vgg_lib.train import build_parser, run
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "ddp_worker.py"
-TRAIN_IMAGES, BATCH = 256, 64       # 4 steps per epoch
-STEPS_PER_EPOCH = TRAIN_IMAGES // BATCH
+TRAIN_IMAGES, BATCH, VAL_IMAGES = 288, 64, 32  # 32 validation images, 256 to train on
+STEPS_PER_EPOCH = (TRAIN_IMAGES - VAL_IMAGES) // BATCH  # 4 steps per epoch
 COMMON = ["--profile", "quick", "--config", "A", "--width", "0.0625", "--head", "compact",
+          "--val-images", str(VAL_IMAGES),
           "--epochs", "2", "--batch-size", str(BATCH), "--lr", "0.05", "--seed", "3",
           "--precision", "fp32", "--device", "cpu", "--threads", "1", "--no-progress",
           "--timeout", "60"]

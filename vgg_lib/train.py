@@ -111,6 +111,10 @@ def build_parser():
                       help="CIFAR-10: keep this many training images, class-balanced (default: the profile's)")
     data.add_argument("--test-images", type=_positive_int, default=None,
                       help="CIFAR-10: keep this many test images (default: the profile's)")
+    data.add_argument("--val-images", type=_non_negative_int, default=None,
+                      help="CIFAR-10: training images set aside as the validation split, evaluated "
+                           "after every epoch; the test images are evaluated once, at the end "
+                           "(default: the profile's)")
     data.add_argument("--workers", type=_non_negative_int, default=4,
                       help="image folders: DataLoader processes decoding JPEGs, per rank (default 4)")
     data.add_argument("--scale", type=_positive_int, nargs=2, metavar=("S_MIN", "S_MAX"),
@@ -190,7 +194,8 @@ def run(args, step_callback=None):
             spec, recipe = _settings(args, profile)
             data = load_cifar10(device=device, train_subset=args.train_images or profile.train_subset,
                                 test_subset=args.test_images or profile.test_subset,
-                                validation=profile.validation, seed=recipe.seed)
+                                validation=(profile.validation if args.val_images is None
+                                            else args.val_images), seed=recipe.seed)
             described = f"{data}"
             spec = spec.replace(num_classes=len(data.classes))
         else:

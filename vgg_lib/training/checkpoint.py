@@ -40,6 +40,28 @@ def default_checkpoint_dir():
     return Path.cwd() / "checkpoints"
 
 
+def keep_checkpoints_on_drive(folder="vgg_book/checkpoints", mount_point="/content/drive"):
+    """In Google Colab: mount Google Drive (Colab asks you to log in) and point
+    ``VGG_CHECKPOINT_DIR`` at ``MyDrive/<folder>``, so checkpoints survive a disconnected
+    session. Elsewhere it changes nothing and says where checkpoints go. Returns the folder.
+
+    The chapters call it only when the reader sets their ``KEEP_CHECKPOINTS_ON_DRIVE`` flag, before
+    the first training cell: a login prompt must never interrupt "Run all"."""
+    import sys
+
+    if "google.colab" not in sys.modules:
+        print(f"Not in Google Colab: checkpoints stay in {default_checkpoint_dir()}.")
+        return default_checkpoint_dir()
+    from google.colab import drive
+
+    drive.mount(mount_point)
+    target = Path(mount_point) / "MyDrive" / folder
+    target.mkdir(parents=True, exist_ok=True)
+    os.environ[ENV_CHECKPOINT_DIR] = str(target)
+    print(f"Checkpoints go to {target} on your Google Drive.")
+    return target
+
+
 def _history_dict(history):
     if history is None or isinstance(history, dict):
         return history
