@@ -67,6 +67,19 @@ def test_configuration_c_has_three_1x1_convolutions():
     assert kernels.count((1, 1)) == 3 and len(kernels) == 13
 
 
+def test_convolutions_per_block():
+    assert configs.convolutions_per_block("A") == [1, 1, 2, 2, 2]
+    assert configs.convolutions_per_block("A-LRN") == [1, 1, 2, 2, 2]
+    assert configs.convolutions_per_block("B") == [2, 2, 2, 2, 2]
+    assert configs.convolutions_per_block("C") == [2, 2, 3, 3, 3]  # the third is 1x1
+    assert configs.convolutions_per_block("D") == [2, 2, 3, 3, 3]
+    assert configs.convolutions_per_block("E") == [2, 2, 4, 4, 4]
+    for name in configs.CONFIGS:
+        assert sum(configs.convolutions_per_block(name)) == len(configs.conv_layers(name))
+        assert len(configs.convolutions_per_block(name)) == configs.pooling_count(name)
+    assert configs.convolutions_per_block([8, "M", 8, 8]) == [1, 2]
+
+
 def test_lrn_follows_first_convolution_with_krizhevsky_settings():
     features = on_meta(vgg, "A-LRN").features
     assert isinstance(features[0], torch.nn.Conv2d)

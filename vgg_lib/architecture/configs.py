@@ -93,6 +93,19 @@ def pooling_count(name):
     return sum(item.kind == "pool" for item in parse_config(name))
 
 
+def convolutions_per_block(name):
+    """How many convolutions (of any kernel size) each block holds, a block being everything up
+    to and including a max-pooling: ``[2, 2, 3, 3, 3]`` for D (VGG-16). Convolutions after the
+    last pooling, if a custom list has any, form one more block."""
+    counts = [0]
+    for item in parse_config(name):
+        if item.kind == "pool":
+            counts.append(0)
+        elif item.kind == "conv":
+            counts[-1] += 1
+    return counts if counts[-1] else counts[:-1]
+
+
 def layer_names(name):
     """The paper's notation for each entry: conv3-64, conv1-256, LRN, maxpool."""
     names = []
