@@ -29,6 +29,10 @@ SETTINGS = {
     "3x23k": (23_000, dict(epochs=3, lr=0.3, crop_padding=2)),
     "2x35k": (35_000, dict(epochs=2, lr=0.3, crop_padding=2)),
     "2x35k-pad4": (35_000, dict(epochs=2, lr=0.3, crop_padding=4)),
+    # the baseline's crop padding, changed alone (issue: was that choice made on the test set?)
+    "baseline-pad0": (10_000, dict(epochs=7, lr=0.3, crop_padding=0)),
+    "baseline-pad4": (10_000, dict(epochs=7, lr=0.3, crop_padding=4)),
+    "baseline-smooth0.2": (10_000, dict(epochs=7, lr=0.3, crop_padding=1, label_smoothing=0.2)),
 }
 
 

@@ -349,8 +349,9 @@ def test_a_job_that_stops_its_own_runner_is_killed_at_the_hard_limit(tmp_path, m
 
 
 def test_the_book_chapters_are_graded_on_their_registered_self_checks():
-    from vgg_lib.teaching.colab import find_root
-    from vgg_lib.teaching.exercises import read_exercises, toc_notebooks
+    from vgg_lib.teaching.notebooks import find_root
+    from vgg_lib.teaching.exercises import read_exercises
+    from vgg_lib.teaching.notebooks import toc_notebooks
 
     notebooks = toc_notebooks(find_root(Path(__file__).parent))
     known = set(checks.exercise_ids())
@@ -381,8 +382,9 @@ def test_outputs_inside_a_read_only_folder_are_covered(tmp_path):
 
 def test_a_small_chapter_one_submission_is_graded_against_the_whole_chapter(tmp_path, monkeypatch):
     """The real registry and the default chapters (_toc.yml), without --exercises-from."""
-    from vgg_lib.teaching.colab import find_root
-    from vgg_lib.teaching.exercises import read_exercises, toc_notebooks
+    from vgg_lib.teaching.notebooks import find_root
+    from vgg_lib.teaching.exercises import read_exercises
+    from vgg_lib.teaching.notebooks import toc_notebooks
 
     root = find_root(Path(__file__).parent)
     chapter = toc_notebooks(root)[0]

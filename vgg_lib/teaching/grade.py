@@ -477,8 +477,7 @@ def main(argv=None):
     if args.exercises_from:
         chapters = chapters_from(args.exercises_from)
     else:
-        from .colab import find_root
-        from .exercises import toc_notebooks
+        from .notebooks import find_root, toc_notebooks
 
         try:
             chapters = chapters_from(toc_notebooks(find_root()))
