@@ -128,13 +128,29 @@ class Profile:
                 f"CPU, ~{format_seconds(self.expected_seconds_t4)} on a Colab T4 (estimate)")
 
 
-# Settings of each profile. quick trains on 10,000 images: all of the offline sample, or a
-# class-balanced tenth of the full dataset for readers who downloaded it.
-# quick: VGG-11-BN at quarter width, one-cycle, label smoothing 0.1, flip TTA, batch 128, on the
-# offline sample (10,000 / 2,000 images), test accuracy by (epochs, peak lr, crop padding):
-# (8, 0.1, 4) 69.1%; (8, 0.2, 2) 70.5% and 69.7%; (8, 0.2, 1) 71.9% and 72.1%; (7, 0.2, 1) 69.8%;
-# (7, 0.2, 0) 71.3% and 71.3%; (7, 0.3, 1) 70.8% and 72.0% (two seeds each where two are given).
-# Short runs gain from milder crops. 7 epochs keep the training near 60 s on two cores.
+# Settings of each profile. Both set 5,000 of CIFAR-10's training images aside as the validation
+# split (every choice is made on it) and evaluate all 10,000 test images once, at the end of a run.
+#
+# quick: VGG-11-BN at quarter width, one-cycle, label smoothing 0.1, Nesterov, flip TTA, batch 128.
+# Tuned on the validation split with benchmarks/tune_quick_profile.py, three seeds per setting,
+# the test set never evaluated; all of CIFAR-10 offline (cifar10-full.npz); 2026-12-01, the
+# book's 2-core AMD EPYC (AVX2) machine, one thread per run beside other work (times are
+# therefore not quoted). Images x epochs stays near 70,000, 60 s of training on two quiet cores.
+# Each row: (setting, training images, epochs, peak lr, crop padding, label smoothing,
+# final validation accuracy of seeds 0, 1, 2). The chapter prints them.
+# An earlier record (2026-11, on the 10k/2k sample, one or two seeds, chosen on the *test* set)
+# is withdrawn: it is what this table replaces.
+# Not yet in a setting: averaging five 1-pixel shifts as well as the flip at test time gave
+# 72.1% against 71.4% (flip alone, probabilities averaged) on validation, seed 0 only.
+QUICK_TUNING = (
+    ("baseline", 10_000, 7, 0.3, 1, 0.1, (0.7150, 0.7240, 0.7198)),
+    ("3x23k", 23_000, 3, 0.3, 2, 0.1, (0.7026, 0.7058, 0.7162)),
+    ("2x35k", 35_000, 2, 0.3, 2, 0.1, (0.7100, 0.6988, 0.7172)),
+    ("2x35k-pad4", 35_000, 2, 0.3, 4, 0.1, (0.6816, 0.6688, 0.6840)),
+    ("baseline-pad0", 10_000, 7, 0.3, 0, 0.1, (0.7228, 0.7306, 0.7280)),
+    ("baseline-pad4", 10_000, 7, 0.3, 4, 0.1, (0.6666, 0.6920, 0.6852)),
+    ("baseline-smooth0.2", 10_000, 7, 0.3, 1, 0.2, (0.7124, 0.7214, 0.7136)),
+)
 QUICK = dict(
     model=ModelSpec(config="A", batch_norm=True, width=0.25, head="compact", num_classes=10),
     recipe=TrainConfig(epochs=7, batch_size=128, lr=0.3, weight_decay=5e-4, label_smoothing=0.1,
