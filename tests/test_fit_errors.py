@@ -106,7 +106,7 @@ def resume(path, data=None, model=None, **changes):
 
 @pytest.mark.parametrize("epochs", [1, 5])
 def test_a_run_of_another_length_is_refused(checkpoint, epochs):
-    with pytest.raises(ValueError, match=rf"has trained 1 of a 3-epoch run, and this call asks for "
+    with pytest.raises(ValueError, match=rf"has trained 1 epoch of a 3-epoch run, and this call asks for "
                                          rf"epochs={epochs}.*call fit with epochs=3 to finish it"):
         resume(checkpoint, epochs=epochs)
 

@@ -46,7 +46,10 @@ def _first_parameter(model):
 def check_input(model, x):
     """Raise a ``TypeError``/``ValueError`` that says what to do when ``x`` is not a batch this
     VGG can take: a float tensor of shape (N, C, H, W) on the model's device, in its dtype.
-    Called by ``VGG.forward`` so that a student never meets a shape error from inside torch."""
+    Called by ``VGG.forward`` so that a student never meets a shape error from inside torch;
+    skipped while ``torch.compile`` traces the model (the eager first call has checked)."""
+    if torch.compiler.is_compiling():
+        return
     if not isinstance(x, torch.Tensor):
         hint = ("convert it with torch.from_numpy(array) (and .permute(0, 3, 1, 2) for HWC images)"
                 if type(x).__module__.startswith("numpy") else

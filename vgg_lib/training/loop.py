@@ -112,7 +112,8 @@ def _check_resumable(saved, recipe, train_images, path, fingerprint=None, model=
     new_run = "delete the checkpoint (or pass another checkpoint_path) to start a new run"
     if stored.epochs != recipe.epochs:
         raise ResumeMismatch(
-            f"Cannot resume from {path}: it has trained {done} of a {stored.epochs}-epoch run, "
+            f"Cannot resume from {path}: it has trained {done} epoch{'' if done == 1 else 's'} "
+            f"of a {stored.epochs}-epoch run, "
             f"and this call asks for epochs={recipe.epochs}. The learning-rate schedule spans "
             f"all of a run's epochs, so a run cannot be lengthened or shortened: call fit with "
             f"epochs={stored.epochs} to finish it, load its weights with load_model(path) to use "
@@ -128,6 +129,9 @@ def _check_resumable(saved, recipe, train_images, path, fingerprint=None, model=
             + "; ".join(differences) + f"). Call fit with the same recipe, or {new_run}."
         )
     stored_data = state.get("data")
+    if stored_data is not None and not isinstance(stored_data, dict):
+        raise CheckpointError(f"{path} has a damaged data fingerprint ({stored_data!r}); delete it "
+                              "to start a new run.")
     if fingerprint is not None and stored_data is None:
         warnings.warn(f"{path} was written before checkpoints recorded their training data, so "
                       "resuming cannot check that this is the same data; it is resumed on trust.",
@@ -186,11 +190,11 @@ def check_fit_inputs(model, data, *, max_steps=None, eval_batch_size=512, step_c
     if spec is not None and highest >= spec.num_classes:
         raise ValueError(f"The labels go up to {highest}, but the model has {spec.num_classes} "
                          f"outputs (num_classes={spec.num_classes}); build it with "
-                         f"num_classes={max(highest + 1, len(data.classes))}.")
+                         f"num_classes={max(highest + 1, len(getattr(data, 'classes', None) or ()))}.")
     if spec is not None and images.shape[1] != spec.in_channels:
         raise ValueError(f"The images have {images.shape[1]} channels but the model takes "
                          f"{spec.in_channels} (in_channels={spec.in_channels}).")
-    if len(data.classes) <= highest:
+    if getattr(data, "classes", None) is not None and len(data.classes) <= highest:
         raise ValueError(f"data.classes names {len(data.classes)} classes but the labels go up to "
                          f"{highest}; give one name per label.")
 
