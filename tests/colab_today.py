@@ -166,6 +166,8 @@ def main(argv):
               "VGG_CHECKPOINT_DIR": str(work / "checkpoints"),  # fresh: no run resumes an old one
               "COLAB_STANDIN_DRIVE": str(work / "google-drive"),  # drive.mount links /content/drive here
               "COLAB_STANDIN_DRIVE_LOG": str(work / "drive-mounts.jsonl")}
+    content = Path("/content")  # Colab's folder: drive.mount("/content/drive") links it to this run's Drive
+    content_existed = content.exists()
     results = []
     for chapter in chapters:
         print(f"  {chapter.name} ...", end=" ", flush=True)
@@ -175,6 +177,11 @@ def main(argv):
               + (f": {result['error']}" if result["error"] else "")
               + (f"; replaced preinstalled {result['replaced_preinstalled']}" if result["replaced_preinstalled"] else ""),
               flush=True)
+    link = content / "drive"
+    if link.is_symlink() and os.readlink(link).startswith(str(work)):
+        link.unlink()
+        if not content_existed and not any(content.iterdir()):
+            content.rmdir()
     mounts = (work / "drive-mounts.jsonl").read_text().splitlines() if (work / "drive-mounts.jsonl").exists() else []
     report = dict(as_of=AS_OF, python=COLAB_PYTHON, torch=COLAB_TORCH, torchvision=COLAB_TORCHVISION,
                   environment=str(cached), drive_mounts=[json.loads(m) for m in mounts], chapters=results)
