@@ -1,6 +1,6 @@
 """Colab today: every chapter, top to bottom, in a stand-in with the versions Google Colab runs now.
 
-    make colab-today                       # every chapter (about 10 minutes on 2 CPU cores)
+    make colab-today                       # every chapter (10-30 minutes on 2 CPU cores)
     python tests/colab_today.py notebooks/05_training_cifar10.ipynb   # some chapters
 
 ``tests/test_colab_standin.py`` (part of ``make test``) runs chapter 1 with the test machine's own
