@@ -14,7 +14,7 @@ export PYTHONHASHSEED := 0
 # re-executing them with another profile, or a GPU's default, would compare different runs.
 test notebooks: export VGG_PROFILE := quick
 
-.PHONY: install chromium book test notebooks
+.PHONY: install chromium book test notebooks colab-today
 
 install:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements.txt
@@ -50,3 +50,10 @@ notebooks: install
 	  $(PYTHON) -m vgg_lib.teaching.execution --stamp $$nb || exit 1; \
 	done
 	$(PYTHON) -m vgg_lib.teaching.instructors_page --write
+
+# Every chapter, top to bottom, in a stand-in for today's Google Colab: Python 3.13, torch 2.11,
+# torchvision 0.26 (tests/colab_today.py). Not part of `make test`: 10-30 minutes on 2 cores,
+# plus building its environment once (~5 GB from PyPI, cached in ~/.cache/vgg_book/colab-today).
+# Needs a Python 3.13 (pyenv's, or COLAB_TODAY_PYTHON=/path/to/python3.13).
+colab-today:
+	$(PYTHON) tests/colab_today.py

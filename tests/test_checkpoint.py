@@ -134,3 +134,100 @@ def test_keep_checkpoints_on_drive_mounts_only_in_colab(monkeypatch, tmp_path, c
     assert mounted == [str(tmp_path / "drive")]
     assert folder == tmp_path / "drive" / "MyDrive" / "vgg_book" / "checkpoints" and folder.is_dir()
     assert default_checkpoint_dir() == folder
+
+
+# --- the format and the content are checked before anything is loaded ----------------------
+
+def _rewrite(path, **changes):
+    payload = torch.load(path, weights_only=True)
+    for key, value in changes.items():
+        if value is ...:
+            del payload[key]
+        else:
+            payload[key] = value
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize("written_by, expected", [
+    ("vgg_lib.checkpoint/3", r"written by a newer vgg_lib \(format 'vgg_lib.checkpoint/3'\).*pip install -U"),
+    ("someone.else/1", r"format 'someone.else/1', which is not a vgg_lib checkpoint format"),
+    (..., r"no 'format' field"),
+])
+def test_an_unknown_or_newer_format_is_refused(tmp_path, written_by, expected):
+    path = _rewrite(save_checkpoint(tmp_path / "run.pt", small_model()), format=written_by)
+    with pytest.raises(CheckpointError, match=expected):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("changes, expected", [
+    (dict(model=[1, 2, 3]), r"'model' is a list, not a state dict"),
+    (dict(model=torch.zeros(3)), r"'model' is a Tensor, not a state dict"),
+    (dict(model={"features.0.weight": 1.5}), r"'model' is not a state dict: 1 entr.*'features.0.weight' \(float\)"),
+    (dict(history=[1.0, 2.0]), r"'history' is a list, not a dict"),
+    (dict(training_state="epoch 3"), r"'training_state' is a str, not a dict"),
+])
+def test_malformed_content_is_a_checkpoint_error(tmp_path, changes, expected):
+    path = _rewrite(save_checkpoint(tmp_path / "run.pt", small_model()), **changes)
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(path, small_model())
+
+
+def test_the_training_state_is_checked_for_what_resuming_needs():
+    whole = {"recipe": {"epochs": 3}, "history": {"epochs": []},
+             "training_state": dict(epoch=1, step=3, train_images=96, scaler={}, data_generator=None,
+                                    rng={"python": 0, "numpy": 0, "torch": 0})}
+    checkpoint_module.check_training_state(whole, "run.pt")
+    for key, expected in (("rng", r"lacks rng"), ("epoch", "lacks epoch"), ("scaler", "lacks scaler")):
+        damaged = dict(whole, training_state={k: v for k, v in whole["training_state"].items() if k != key})
+        with pytest.raises(CheckpointError, match=expected):
+            checkpoint_module.check_training_state(damaged, "run.pt")
+    with pytest.raises(CheckpointError, match=r"lacks rng\['numpy'\]"):
+        checkpoint_module.check_training_state(
+            dict(whole, training_state=dict(whole["training_state"], rng={"python": 0, "torch": 0})), "run.pt")
+    with pytest.raises(CheckpointError, match="lacks history"):
+        checkpoint_module.check_training_state(dict(whole, history=None), "run.pt")
+    with pytest.raises(CheckpointError, match="no training state"):
+        checkpoint_module.check_training_state(dict(whole, training_state=None), "run.pt")
+
+
+# --- the checkpoint folder, checked before training; leftovers of killed writes ------------
+
+def test_an_unwritable_checkpoint_folder_names_the_setting(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("VGG_CHECKPOINT_DIR", str(tmp_path / "a-file"))
+    with pytest.raises(CheckpointError, match=r"Cannot write checkpoints into .*a-file.*"
+                                              r"VGG_CHECKPOINT_DIR is '.*a-file'.*set VGG_CHECKPOINT_DIR"):
+        checkpoint_module.check_checkpoint_folder(default_checkpoint_dir() / "run.pt")
+    with pytest.raises(CheckpointError, match=r"is a folder; name a file in it, e\.g\. .*run\.pt"):
+        checkpoint_module.check_checkpoint_folder(tmp_path)
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_temporary_files_of_killed_writes_are_removed_by_the_next_write(tmp_path):
+    import os
+    import time
+
+    from vgg_lib.atomic_write import temporary_path, write_atomically
+
+    path = tmp_path / "run.pt"
+    dead, alive, old = (temporary_path(path, pid) for pid in (_dead_pid(), os.getppid(), os.getppid() + 10**6))
+    for leftover in (dead, alive, old):
+        leftover.write_bytes(b"half a checkpoint")
+    os.utime(old, (time.time() - 3 * 86400,) * 2)
+    other = tmp_path / ".other.pt.123.tmp"
+    other.write_bytes(b"someone else's")
+    write_atomically(path, lambda handle: handle.write(b"new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, alive.name, other.name])
+    alive.unlink()
+    dead.write_bytes(b"left by a run killed mid-save")
+    checkpoint_module.check_checkpoint_folder(path)  # what fit (and so a resume) calls first
+    assert not dead.exists() and path.read_bytes() == b"new"

@@ -106,6 +106,17 @@ def installed(site_packages):
     return state
 
 
+STUB = Path(__file__).resolve().parent / "colab_stub"  # google.colab, with drive.mount
+
+
+def write_colab_stub(stub, startup):
+    """The fake ``google.colab`` (``tests/colab_stub``, with ``drive``) copied to ``stub`` and
+    imported at kernel start from the IPython startup folder ``startup``, as in Colab."""
+    shutil.copytree(STUB, stub, ignore=shutil.ignore_patterns("__pycache__"))
+    startup.mkdir(parents=True)
+    (startup / "00-google-colab.py").write_text(f"import sys\nsys.path.append({str(stub)!r})\nimport google.colab\n")
+
+
 def run(command, env, timeout=600, cwd=None):
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{command[:3]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -143,11 +154,7 @@ def standin(tmp_path_factory):
 
     home = tmp / "home"
     stub = tmp / "colab_stub"
-    (stub / "google" / "colab").mkdir(parents=True)
-    (stub / "google" / "colab" / "__init__.py").write_text('"""Stand-in for Colab\'s module."""\n')
-    startup = home / ".ipython" / "profile_default" / "startup"
-    startup.mkdir(parents=True)
-    (startup / "00-google-colab.py").write_text(f"import sys\nsys.path.append({str(stub)!r})\nimport google.colab\n")
+    write_colab_stub(stub, home / ".ipython" / "profile_default" / "startup")
     env = {"PATH": os.pathsep.join([str(env_root / "bin"), str(Path(shutil.which("git")).parent), "/usr/bin", "/bin"]),
            "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "IPYTHONDIR": str(home / ".ipython"),
            "MPLCONFIGDIR": str(home / "matplotlib"), "JUPYTER_CONFIG_DIR": str(home / "jupyter"),

@@ -192,3 +192,82 @@ def test_malformed_file_is_reported_not_half_used(monkeypatch, tmp_path, change,
     monkeypatch.setenv("VGG_CIFAR10_NPZ", str(path))
     with pytest.raises(DataError, match=expected):
         load_cifar10(device="cpu")
+
+
+# --- files that are not what they claim to be: refused before anything is allocated --------
+
+def _point_at(monkeypatch, path):
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(path))
+    return path
+
+
+def test_a_single_npy_array_is_not_an_npz(monkeypatch, tmp_path):
+    path = tmp_path / "x_train.npy"
+    np.save(path, fake_arrays()["x_train"])
+    _point_at(monkeypatch, path)
+    with pytest.raises(DataError, match=r"single NumPy array \(\.npy\), not an \.npz.*np\.savez"):
+        load_cifar10(device="cpu")
+
+
+def _npz_with_header(path, shape):
+    """An npz whose x_train header claims ``shape`` but which stores 1,000 bytes for it."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in fake_arrays().items():
+            with archive.open(name + ".npy", "w") as member:
+                if name == "x_train":
+                    np.lib.format.write_array_header_1_0(
+                        member, {"descr": "|u1", "fortran_order": False, "shape": shape})
+                    member.write(bytes(1000))
+                else:
+                    np.lib.format.write_array(member, array)
+    return path
+
+
+def test_a_header_claiming_a_huge_array_is_refused_before_allocating(monkeypatch, tmp_path):
+    _point_at(monkeypatch, _npz_with_header(tmp_path / "lying.npz", (10**9, 32, 32, 3)))
+    allocations = []
+    monkeypatch.setattr(np, "empty", lambda *a, **k: allocations.append(a))
+    with pytest.raises(DataError, match=r"claims shape \(1000000000, 32, 32, 3\).*2,861\.0 GiB.*"
+                                        r"holds only 1,000 bytes"):
+        load_cifar10(device="cpu")
+    assert allocations == []
+
+
+def test_a_file_larger_than_the_free_memory_is_refused(offline, monkeypatch):
+    monkeypatch.setattr(data_module, "available_memory", lambda: 100_000)
+    with pytest.raises(DataError, match=r"more than the 97\.7 KiB of memory this machine has free"):
+        load_cifar10(device="cpu")
+    monkeypatch.setattr(data_module, "available_memory", lambda: None)  # unknown: no check
+    assert len(load_cifar10(device="cpu").x_train) == 60
+
+
+@pytest.mark.parametrize("channels, expected", [((0, 1, 2), r"channel\(s\) R .*G .*B "), ((1,), r"channel\(s\) G ")])
+def test_constant_images_are_refused_not_turned_into_nan(monkeypatch, tmp_path, channels, expected):
+    arrays = fake_arrays()
+    arrays["x_train"][..., list(channels)] = 7
+    np.savez(_point_at(monkeypatch, tmp_path / "blank.npz"), **arrays)
+    with pytest.raises(DataError, match=f"Cannot normalise the 60 training images: {expected}.*NaN"):
+        load_cifar10(device="cpu")
+
+
+@pytest.mark.parametrize("classes, expected", [
+    (data_module.CLASSES[:9], r"classes lists 9 name\(s\).*labels go up to 9"),
+    (data_module.CLASSES + ("extra",), r"classes lists 11 name\(s\)"),
+    (data_module.CLASSES[:9] + ("cat",), "classes repeats names"),
+])
+def test_class_names_that_do_not_match_the_labels(monkeypatch, tmp_path, classes, expected):
+    arrays = dict(fake_arrays(), classes=np.array(classes))
+    np.savez(_point_at(monkeypatch, tmp_path / "names.npz"), **arrays)
+    with pytest.raises(DataError, match=expected):
+        load_cifar10(device="cpu")
+
+
+def test_the_fingerprint_tells_other_data_apart(offline):
+    data = load_cifar10(device="cpu")
+    same = data_module.data_fingerprint(load_cifar10(device="cpu"))
+    assert data_module.data_fingerprint(data) == same and same["train_images"] == 60
+    assert data_module.data_fingerprint(load_cifar10(device="cpu", train_subset=50)) != same
+    data.y_train[:2] = data.y_train[:2].flip(0)
+    assert data_module.data_fingerprint(data)["sha256"] != same["sha256"]

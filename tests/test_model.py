@@ -1,5 +1,8 @@
 """vgg_lib's models against torchvision and the paper's Table 2."""
 
+import re
+
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -7,6 +10,7 @@ import torchvision
 import vgg_lib
 from vgg_lib import count_parameters, vgg
 from vgg_lib.architecture import configs
+from vgg_lib.architecture.spec import ModelSpec
 
 TORCHVISION_BUILDERS = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 
@@ -135,3 +139,58 @@ def test_input_too_small_for_five_poolings():
 def test_unknown_head():
     with pytest.raises(ValueError, match="imagenet, compact"):
         vgg("A", head="cifar")
+
+
+# --- what a student gets for a wrong input: an error that says what to do ------------------
+
+@pytest.fixture(scope="module")
+def small():
+    return vgg("A", head="compact", width=0.125, num_classes=10)
+
+
+@pytest.mark.parametrize("x, error, expected", [
+    (torch.randn(3, 32, 32), ValueError, r"single image of shape \(3, 32, 32\).*x\.unsqueeze\(0\)"),
+    (torch.randn(32, 32, 3), ValueError, r"single image.*x\.permute\(2, 0, 1\)\.unsqueeze\(0\)"),
+    (torch.randn(2, 32, 32, 3), ValueError, r"channels are last.*x\.permute\(0, 3, 1, 2\)"),
+    (torch.randn(2, 1, 32, 32), ValueError, r"grey images.*expand"),
+    (torch.randn(2, 5, 32, 32), ValueError, r"in_channels=5"),
+    (torch.randn(32, 32), ValueError, r"2-dimensional tensor.*\(N, C, H, W\)"),
+    (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), TypeError, r"uint8.*data\.normalize"),
+    (torch.zeros(2, 3, 32, 32, dtype=torch.float64), TypeError, r"float64.*x\.to\(torch\.float32\)"),
+    (np.zeros((2, 3, 32, 32), np.float32), TypeError, r"not a ndarray.*torch\.from_numpy"),
+    ([torch.randn(3, 32, 32)], TypeError, r"not a list.*torch\.stack"),
+])
+def test_a_bad_input_is_explained_before_torch_sees_it(small, x, error, expected):
+    with pytest.raises(error, match=expected):
+        small(x)
+
+
+def test_images_and_model_on_different_devices(small):
+    on_meta = vgg("A", head="compact", width=0.125, num_classes=10, init_weights=False).to("meta")
+    with pytest.raises(ValueError, match=r"images are on cpu but the model is on meta.*model\.to"):
+        on_meta(torch.randn(1, 3, 32, 32))
+    assert on_meta(torch.randn(1, 3, 32, 32, device="meta")).shape == (1, 10)
+
+
+def test_autocast_and_a_good_batch_still_run(small):
+    assert small(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert small(torch.randn(1, 3, 32, 32, dtype=torch.bfloat16)).shape == (1, 10)
+
+
+def test_settings_beside_a_spec_are_refused_not_ignored():
+    spec = ModelSpec("A", head="compact", width=0.125, num_classes=10)
+    with pytest.raises(TypeError, match=r"spec\.replace\(num_classes=100\)"):
+        vgg(spec, num_classes=100)
+    assert vgg(spec).spec == spec
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(width=float("nan")), "width=nan"), (dict(width=0), "width=0"), (dict(width=-1), "width=-1"),
+    (dict(num_classes=10.0), "num_classes=10.0"), (dict(num_classes=0), "num_classes=0"),
+    (dict(dropout=1.0), "dropout=1.0"), (dict(dropout=float("nan")), "dropout=nan"),
+    (dict(head="tiny"), "Unknown head 'tiny'"), (dict(config="F"), "Unknown VGG configuration 'F'"),
+])
+def test_bad_model_settings_are_refused_up_front(settings, expected):
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        ModelSpec(**settings)

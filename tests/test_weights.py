@@ -66,3 +66,15 @@ def test_pretrained_loader_offline_error(monkeypatch):
 def test_no_pretrained_weights_for_c():
     with pytest.raises(ValueError, match="A, B, D, E"):
         weights.torchvision_weights("C")
+
+
+def test_a_whole_checkpoint_or_a_non_state_dict_is_explained():
+    from vgg_lib.architecture.weights import load_state_dict_checked
+
+    model = vgg("A", head="compact", width=0.125, num_classes=10, init_weights=False)
+    with pytest.raises(TypeError, match=r"whole checkpoint.*load_checkpoint\(path, model\)"):
+        load_state_dict_checked(model, {"format": "vgg_lib.checkpoint/2", "model": model.state_dict()})
+    with pytest.raises(TypeError, match="not a list"):
+        load_state_dict_checked(model, [1, 2])
+    with pytest.raises(TypeError, match="holding non-tensor values"):
+        load_state_dict_checked(model, {"features.0.weight": 1.0})

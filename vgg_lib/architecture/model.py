@@ -23,6 +23,7 @@ class VGG(nn.Module):
         self.min_input_size = 2 ** pool_count
 
     def forward(self, x):
+        check_input(self, x)
         height, width = x.shape[-2:]
         if min(height, width) < self.min_input_size:
             raise ValueError(
@@ -36,6 +37,63 @@ class VGG(nn.Module):
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
         return self.classifier(x)
+
+
+def _first_parameter(model):
+    return next(model.parameters(), None)
+
+
+def check_input(model, x):
+    """Raise a ``TypeError``/``ValueError`` that says what to do when ``x`` is not a batch this
+    VGG can take: a float tensor of shape (N, C, H, W) on the model's device, in its dtype.
+    Called by ``VGG.forward`` so that a student never meets a shape error from inside torch;
+    skipped while ``torch.compile`` traces the model (the eager first call has checked)."""
+    if torch.compiler.is_compiling():
+        return
+    if not isinstance(x, torch.Tensor):
+        hint = ("convert it with torch.from_numpy(array) (and .permute(0, 3, 1, 2) for HWC images)"
+                if type(x).__module__.startswith("numpy") else
+                "stack the images into one tensor of shape (N, C, H, W), e.g. torch.stack(images)")
+        raise TypeError(f"A VGG takes a tensor of images, not a {type(x).__name__}: {hint}.")
+    channels = model.features[0].in_channels if isinstance(model.features[0], nn.Conv2d) else None
+    shape = tuple(x.shape)
+    if x.dim() != 4:
+        if x.dim() == 3 and channels in (shape[0], shape[-1]):
+            fix = (f"add the batch dimension with x.unsqueeze(0), giving {(1, *shape)}"
+                   if shape[0] == channels else
+                   f"this looks like one HWC image: use x.permute(2, 0, 1).unsqueeze(0)")
+            raise ValueError(f"Got a single image of shape {shape}, but a VGG takes a batch of "
+                             f"shape (N, C, H, W): {fix}.")
+        raise ValueError(f"Got a {x.dim()}-dimensional tensor of shape {shape}, but a VGG takes "
+                         "a batch of images of shape (N, C, H, W), e.g. (8, 3, 32, 32).")
+    if channels is not None and shape[1] != channels:
+        if shape[-1] == channels:
+            fix = ("the channels are last (NHWC, as numpy and PIL store images): use "
+                   "x.permute(0, 3, 1, 2)")
+        elif shape[1] == 1 and channels == 3:
+            fix = "grey images: repeat the channel with x.expand(-1, 3, -1, -1)"
+        else:
+            fix = f"build the model with in_channels={shape[1]} or give it {channels}-channel images"
+        raise ValueError(f"Got a batch of shape {shape}: dimension 1 should hold the {channels} "
+                         f"channels this VGG's first convolution takes, not {shape[1]}; {fix}.")
+    parameter = _first_parameter(model)
+    if not x.is_floating_point():
+        fix = ("normalise the uint8 images first: data.normalize(images)" if x.dtype == torch.uint8
+               else "convert it with x.float()")
+        raise TypeError(f"Got a {x.dtype} tensor; a VGG computes on floating-point images: {fix}.")
+    if parameter is not None:
+        if parameter.device != x.device:
+            raise ValueError(f"The images are on {x.device} but the model is on "
+                             f"{parameter.device}: move one to the other, e.g. "
+                             f"x.to({str(parameter.device)!r}) or model.to(x.device).")
+        try:
+            autocasting = torch.is_autocast_enabled(x.device.type)
+        except RuntimeError:  # a device type without autocast
+            autocasting = False
+        if x.dtype != parameter.dtype and not autocasting:
+            raise TypeError(f"The images are {x.dtype} but the model's weights are "
+                            f"{parameter.dtype}: convert with x.to({parameter.dtype}) (numpy "
+                            "arrays are float64 by default; torch uses float32).")
 
 
 def scaled_channels(channels, width):
@@ -132,6 +190,15 @@ def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1
     ``config`` may also be a ``ModelSpec`` (then the other settings must stay at their defaults).
     """
     if isinstance(config, ModelSpec):
+        given = dict(batch_norm=batch_norm, num_classes=num_classes, head=head, width=width,
+                     dropout=dropout, in_channels=in_channels)
+        defaults = dict(batch_norm=False, num_classes=1000, head="imagenet", width=1.0,
+                        dropout=0.5, in_channels=3)
+        changed = {k: v for k, v in given.items() if v != defaults[k]}
+        if changed:
+            settings = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+            raise TypeError(f"vgg(spec, {settings}): a ModelSpec already holds every setting, so "
+                            f"these would be ignored. Use vgg(spec.replace({settings})).")
         return build(config, init_weights=init_weights)
     spec = ModelSpec(config=config, batch_norm=batch_norm, width=width, head=head,
                      num_classes=num_classes, dropout=dropout, in_channels=in_channels)

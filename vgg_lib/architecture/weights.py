@@ -16,6 +16,16 @@ def describe_state_dict(state_dict):
 
 def load_state_dict_checked(model, state_dict):
     """``model.load_state_dict(state_dict, strict=True)`` with an error a student can act on."""
+    if isinstance(state_dict, dict) and "model" in state_dict and "format" in state_dict:
+        raise TypeError("This is a whole checkpoint (weights, recipe, history...), not a state "
+                        "dict: use load_checkpoint(path, model) or load_model(path), or pass "
+                        "checkpoint['model'].")
+    if not isinstance(state_dict, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise TypeError(f"Expected a state dict (parameter names -> tensors, as "
+                        f"model.state_dict() gives), not a {type(state_dict).__name__}"
+                        + (" holding non-tensor values" if isinstance(state_dict, dict) else "")
+                        + ".")
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]

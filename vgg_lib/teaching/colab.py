@@ -7,9 +7,9 @@
 The repository the cell installs from is ``repository.url`` (and ``repository.branch``) in
 _config.yml, the same setting the site's launch buttons use, so it is written in one place.
 
-Why the install cannot touch Colab's torch: vgg_lib's own requirements are loose (torch>=2.0),
-and the cell also passes ``torch==<the version Colab has>`` (same for torchvision), so pip's
-resolver must keep those exact builds: it installs vgg_lib plus any small missing dependency, or
+Why the install cannot touch Colab's torch: vgg_lib's lower bounds (torch>=2.11) are met by
+Colab's torch (``make colab-today`` tests it), and the cell also passes ``torch==<the version
+Colab has>`` (same for torchvision), so pip's resolver must keep those exact builds: it installs vgg_lib plus any small missing dependency, or
 fails loudly, but never swaps Colab's CUDA build of torch for another one. ``--no-deps`` would
 give the same guarantee for torch but silently skip a dependency Colab happens to lack.
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic_write import write_atomically
+from ..atomic_write import remove_stale_temporaries, temporary_path, write_atomically
 from ..architecture.spec import ModelSpec
 from ..architecture.weights import load_state_dict_checked
 
@@ -26,6 +26,14 @@ ENV_CHECKPOINT_DIR = "VGG_CHECKPOINT_DIR"
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable or does not fit what it is loaded into."""
+
+
+class ResumeMismatch(CheckpointError, ValueError):
+    """A checkpoint belongs to another run (recipe, data, model or length) than the one resuming."""
+
+
+TRAINING_STATE_KEYS = ("epoch", "step", "train_images", "scaler", "data_generator", "rng")
+RNG_KEYS = ("python", "numpy", "torch")
 
 
 def default_checkpoint_dir():
@@ -68,19 +76,33 @@ def _history_dict(history):
     return history.to_dict()
 
 
+def _where_from():
+    value = os.environ.get(ENV_CHECKPOINT_DIR)
+    return (f" ({ENV_CHECKPOINT_DIR} is {value!r})" if value else
+            f" ({ENV_CHECKPOINT_DIR} is not set; the default folder is {default_checkpoint_dir()})")
+
+
 def check_checkpoint_folder(path):
-    """Fail now, not after an epoch of training, when ``path``'s folder cannot be written."""
-    folder = Path(path).expanduser().parent
+    """Fail now, not after an epoch of training, when checkpoints cannot be written to ``path``:
+    its folder is made and a probe file written and deleted there (``os.access`` says yes to
+    root on a read-only mount). Temporary files of interrupted earlier writes are removed."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint_path {path} is a folder; name a file in it, e.g. "
+                              f"{path / 'run.pt'}{_where_from()}.")
+    folder = path.parent
+    probe = temporary_path(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        writable = os.access(folder, os.W_OK | os.X_OK)
+        with open(probe, "wb") as handle:
+            handle.write(b"probe")
+        probe.unlink()
     except OSError as error:
-        writable, reason = False, f" ({error.strerror})"
-    else:
-        reason = ""
-    if not writable:
-        raise CheckpointError(f"Cannot write checkpoints into {folder}{reason}. Pick a writable "
-                              f"folder: set {ENV_CHECKPOINT_DIR} or pass another checkpoint_path.")
+        raise CheckpointError(
+            f"Cannot write checkpoints into {folder} ({error.strerror or error}){_where_from()}. "
+            f"Pick a writable folder: set {ENV_CHECKPOINT_DIR} (in Colab, a folder on the "
+            "mounted Google Drive) or pass another checkpoint_path.") from error
+    remove_stale_temporaries(path)
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None, extra=None,
@@ -127,12 +149,87 @@ def read_checkpoint(path, map_location="cpu"):
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path} holds a {type(payload).__name__} without a 'model' entry; "
                               "it was not written by save_checkpoint or torch.save(model.state_dict()).")
-    written_by = payload.get("format")
-    if written_by != "state_dict" and written_by not in READABLE_FORMATS:
-        raise CheckpointError(f"{path} has format {written_by!r}; this vgg_lib reads "
-                              f"{', '.join(READABLE_FORMATS)}. Update vgg_lib (a newer format) "
-                              "or train again.")
+    check_format(payload.get("format"), path)
+    check_payload(payload, path)
     return payload
+
+
+def _format_version(name):
+    prefix = FORMAT.rsplit("/", 1)[0] + "/"
+    if isinstance(name, str) and name.startswith(prefix) and name[len(prefix):].isdigit():
+        return int(name[len(prefix):])
+    return None
+
+
+def check_format(written_by, path):
+    """Refuse a checkpoint whose ``format`` this vgg_lib cannot read, saying why."""
+    if written_by == "state_dict" or written_by in READABLE_FORMATS:
+        return
+    version, ours = _format_version(written_by), _format_version(FORMAT)
+    if version is not None and version > ours:
+        raise CheckpointError(
+            f"{path} was written by a newer vgg_lib (format {written_by!r}); this one reads "
+            f"{', '.join(READABLE_FORMATS)}. Update vgg_lib (pip install -U vgg_lib; in Colab "
+            "restart the runtime and run the set-up cell again), or train again.")
+    if written_by is None:
+        raise CheckpointError(
+            f"{path} has a 'model' entry but no 'format' field, so it was not written by "
+            "vgg_lib's save_checkpoint. Save a bare model.state_dict() (which loads), or use "
+            "save_checkpoint.")
+    raise CheckpointError(f"{path} has format {written_by!r}, which is not a vgg_lib checkpoint "
+                          f"format; this vgg_lib reads {', '.join(READABLE_FORMATS)}. Train again, "
+                          "or load the file with the code that wrote it.")
+
+
+def check_payload(payload, path):
+    """``CheckpointError`` naming every entry of a checkpoint whose type is not what
+    ``save_checkpoint`` writes: the weights a dict of tensors, the rest dicts (or None)."""
+    problems = []
+    state = payload.get("model")
+    if not isinstance(state, dict) or not state:
+        problems.append(f"'model' is a {type(state).__name__}, not a state dict "
+                        "(model.state_dict(): parameter names -> tensors)")
+    else:
+        odd = [f"{k!r} ({type(v).__name__})" for k, v in state.items()
+               if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+        if odd:
+            problems.append(f"'model' is not a state dict: {len(odd)} entr(y/ies) are not named "
+                            f"tensors, e.g. {', '.join(odd[:3])}")
+    for name in ("model_spec", "recipe", "optimizer", "scheduler", "history", "training_state"):
+        value = payload.get(name)
+        if value is not None and not isinstance(value, dict):
+            problems.append(f"'{name}' is a {type(value).__name__}, not a dict")
+    history = payload.get("history")
+    if isinstance(history, dict) and not isinstance(history.get("epochs", []), list):
+        problems.append("'history' has no list of epochs")
+    if problems:
+        raise CheckpointError(f"{path} is not a well-formed checkpoint: " + "; ".join(problems)
+                              + ". It was not written by save_checkpoint, or was changed since; "
+                              "delete it and train again.")
+
+
+def check_training_state(payload, path):
+    """``CheckpointError`` unless ``payload`` holds everything ``fit`` needs to resume: the
+    training state (epoch, step, random-number states...), the recipe and the history."""
+    state = payload.get("training_state")
+    if not state:
+        raise CheckpointError(f"{path} holds model weights but no training state; it cannot be "
+                              "resumed (it was not written by fit). Load its weights with "
+                              "load_checkpoint or load_model, and train with a new checkpoint_path.")
+    missing = [key for key in TRAINING_STATE_KEYS if key not in state]
+    rng = state.get("rng")
+    if isinstance(rng, dict):
+        missing += [f"rng[{key!r}]" for key in RNG_KEYS if key not in rng]
+    elif "rng" not in missing:
+        missing.append("rng (the random-number states)")
+    for name in ("recipe", "history"):
+        if not payload.get(name):
+            missing.append(name)
+    if missing:
+        raise CheckpointError(
+            f"{path} cannot be resumed: it lacks {', '.join(missing)}, which fit needs to "
+            "continue exactly where the run stopped. The file is damaged or not written by fit; "
+            "delete it (or pass another checkpoint_path) to start a new run.")
 
 
 def load_checkpoint(path, model, optimizer=None, scheduler=None, payload=None):

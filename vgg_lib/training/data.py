@@ -14,6 +14,7 @@ Every file is checked before use (arrays present, shapes, dtypes, label range), 
 foreign file gives an error that says what is wrong instead of a half-loaded dataset.
 """
 
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ def validate_arrays(arrays, where):
             problems.append(f"x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
         if x is not None and len(x) == 0:
             problems.append(f"x_{split} holds no images")
+    problems += class_name_problems(arrays.get("classes"), arrays.get("y_train"), arrays.get("y_test"))
     if problems:
         raise DataError(
             f"{where} is not a usable CIFAR-10 file: " + "; ".join(problems) + ". "
@@ -125,13 +127,110 @@ def validate_arrays(arrays, where):
         )
 
 
+def class_name_problems(classes, *label_arrays):
+    """What is wrong with an npz file's optional ``classes`` array: one name per label 0..9."""
+    if classes is None:
+        return []
+    if classes.ndim != 1 or classes.dtype.kind not in "US":
+        return [f"classes has shape {classes.shape} and dtype {classes.dtype}, expected the "
+                f"{len(CLASSES)} class names as strings"]
+    labels = [y for y in label_arrays if y is not None and y.ndim == 1 and y.size
+              and np.issubdtype(y.dtype, np.integer)]
+    highest = max((int(y.max()) for y in labels), default=len(CLASSES) - 1)
+    if len(classes) != len(CLASSES) or highest >= len(classes):
+        return [f"classes lists {len(classes)} name(s) ({', '.join(map(str, classes[:12]))}) but "
+                f"the labels go up to {highest} and CIFAR-10 has {len(CLASSES)} classes "
+                f"({', '.join(CLASSES)}); store all {len(CLASSES)} names in label order, or "
+                "leave the classes array out"]
+    if len(set(classes.tolist())) != len(classes):
+        return [f"classes repeats names: {', '.join(map(str, classes))}"]
+    return []
+
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def available_memory():
+    """Bytes of memory this machine can still give (MemAvailable on Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _read_npy_header(member):
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(member)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(member)
+    return np.lib.format._read_array_header(member, version)  # 3.0: no public reader
+
+
+def check_npz_file(path):
+    """Before anything is allocated: ``path`` is an npz archive (not a single .npy array) and
+    the sizes its arrays' headers claim fit in the file and in this machine's memory."""
+    with open(path, "rb") as handle:
+        start = handle.read(len(NPY_MAGIC))
+    if start == NPY_MAGIC:
+        raise DataError(
+            f"{path} is a single NumPy array (.npy), not an .npz archive of named arrays. Save "
+            "the four arrays together: np.savez('cifar10.npz', x_train=x_train, y_train=y_train, "
+            f"x_test=x_test, y_test=y_test), and point {ENV_NPZ} at that file.")
+    if start[:len(ZIP_MAGIC)] != ZIP_MAGIC:
+        return  # not a zip at all: np.load's own error is reported by read_npz
+    needed, claims = 0, []
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            name = info.filename[:-4]
+            with archive.open(info) as member:
+                shape, _, dtype = _read_npy_header(member)
+                header_bytes = member.tell()
+            claimed = math.prod(shape) * dtype.itemsize
+            stored = info.file_size - header_bytes
+            if claimed > stored:
+                raise DataError(
+                    f"{path}: the header of array {name!r} claims shape {shape} of {dtype} "
+                    f"({_size(claimed)}), but the file holds only {_size(stored)} for it. The "
+                    f"file is truncated or damaged; delete it and download again, or point "
+                    f"{ENV_NPZ} at a good copy.")
+            needed += claimed
+            claims.append(f"{name} {shape}")
+    free = available_memory()
+    if free is not None and needed > free:
+        raise DataError(
+            f"{path} holds {_size(needed)} of arrays ({'; '.join(claims)}), more than the "
+            f"{_size(free)} of memory this machine has free. Use a smaller file (the offline "
+            "sample cifar10-mini.npz), close other programs or notebooks, or use a machine "
+            "with more memory.")
+
+
+def _size(n):
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
+
+
 def read_npz(path):
     """The arrays of a CIFAR-10 npz file, checked; ``DataError`` if unreadable or malformed."""
     path = Path(path)
     try:
+        check_npz_file(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, AttributeError,
+            TypeError) as error:
         raise DataError(
             f"Could not read {path} as an npz file ({type(error).__name__}: {error}). The file is "
             "truncated or not a NumPy .npz archive; delete it and download again, or point "
@@ -214,9 +313,27 @@ def balanced_subset(labels, size, seed):
 
 
 def channel_stats(x_hwc):
-    """Per-channel mean and standard deviation of uint8 HWC images, scaled to 0..1."""
+    """Per-channel mean and standard deviation of uint8 HWC images, scaled to 0..1; a
+    ``DataError`` when a channel is constant (normalising would divide by zero)."""
     pixels = x_hwc.reshape(-1, 3).astype(np.float64) / 255.0
-    return tuple(float(v) for v in pixels.mean(0)), tuple(float(v) for v in pixels.std(0))
+    mean, std = tuple(float(v) for v in pixels.mean(0)), tuple(float(v) for v in pixels.std(0))
+    check_normalisation(mean, std, f"the {len(x_hwc):,} training images")
+    return mean, std
+
+
+MIN_STD = 1e-4  # a 40th of one grey level (0..1 scale): below it a channel is constant
+
+
+def check_normalisation(mean, std, where):
+    """``DataError`` unless every channel's mean is finite and its std finite and positive."""
+    bad = [f"{name} (mean {m:.3g}, std {s:.3g})" for name, m, s in zip("RGB", mean, std)
+           if not (math.isfinite(m) and math.isfinite(s) and s >= MIN_STD)]
+    if bad:
+        raise DataError(
+            f"Cannot normalise {where}: channel(s) {', '.join(bad)} do not vary, so dividing by "
+            "their standard deviation gives NaN and training would 'diverge' at once. Every "
+            "image has the same value there: the file holds blank or constant images. Check "
+            "how it was made, or use more images (a larger train_subset).")
 
 
 def load_cifar10(device=None, train_subset=None, test_subset=None, seed=0, download=True,
@@ -261,3 +378,17 @@ def load_cifar10(device=None, train_subset=None, test_subset=None, seed=0, downl
 
         device = choose_device()
     return data.to(device)
+
+
+def data_fingerprint(data, samples=256):
+    """What a checkpoint remembers of the training images, to refuse resuming on other data:
+    their number, where they came from, and a sha256 of all labels and an evenly spaced
+    sample of ``samples`` images (a few hundred kilobytes hashed, whatever the dataset's size)."""
+    import hashlib
+
+    count = len(data.x_train)
+    step = max(1, count // samples)
+    digest = hashlib.sha256()
+    digest.update(data.y_train.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+    digest.update(data.x_train[::step].detach().cpu().contiguous().numpy().tobytes())
+    return {"train_images": count, "source": str(data.source), "sha256": digest.hexdigest()[:16]}

@@ -7,7 +7,10 @@ on a GPU the data never leaves it, on a CPU no core is spent decoding images.
 """
 
 import math
+import numbers
+import os
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -16,8 +19,9 @@ import torch.nn.functional as F
 
 from ..device import autocast, default_channels_last, resolve_precision
 from .augment import random_crop_flip
-from .checkpoint import (CheckpointError, check_checkpoint_folder, load_checkpoint,
-                         read_checkpoint, save_checkpoint)
+from .checkpoint import (CheckpointError, ResumeMismatch, check_checkpoint_folder,
+                         check_training_state, load_checkpoint, read_checkpoint, save_checkpoint)
+from .data import check_normalisation, data_fingerprint
 from .history import History
 from .recipe import SCHEDULES, TrainConfig
 from .reproducibility import rng_states, seed_everything, set_rng_states
@@ -93,22 +97,107 @@ def evaluate(model, data, batch_size=512, tta_flip=False, split="test", precisio
 
 # --- the loop -------------------------------------------------------------------------------
 
-def _check_resumable(saved, recipe, train_images, path):
-    if "recipe" not in saved or not saved.get("training_state"):
-        raise CheckpointError(f"{path} holds model weights but no training state; it cannot be "
-                              "resumed (it was not written by fit).")
-    stored = TrainConfig.from_dict(saved["recipe"])
+def _check_resumable(saved, recipe, train_images, path, fingerprint=None, model=None):
+    check_training_state(saved, path)
+    try:
+        stored = TrainConfig.from_dict(saved["recipe"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"The recipe stored in {path} is not readable ({error}); delete "
+                              "the checkpoint to start a new run.") from error
+    state = saved["training_state"]
+    done = state["epoch"]
+    if not isinstance(done, int) or not 0 <= done <= stored.epochs:
+        raise CheckpointError(f"{path} says it has trained {done!r} epochs of a "
+                              f"{stored.epochs}-epoch run, which cannot be; the file is damaged. "
+                              "Delete it to start a new run.")
+    new_run = "delete the checkpoint (or pass another checkpoint_path) to start a new run"
+    if stored.epochs != recipe.epochs:
+        raise ResumeMismatch(
+            f"Cannot resume from {path}: it has trained {done} epoch{'' if done == 1 else 's'} "
+            f"of a {stored.epochs}-epoch run, "
+            f"and this call asks for epochs={recipe.epochs}. The learning-rate schedule spans "
+            f"all of a run's epochs, so a run cannot be lengthened or shortened: call fit with "
+            f"epochs={stored.epochs} to finish it, load its weights with load_model(path) to use "
+            f"them, or {new_run}.")
     differences = [f"{name}: checkpoint {getattr(stored, name)!r} vs now {getattr(recipe, name)!r}"
                    for name in recipe.differences(stored)]
-    stored_images = saved["training_state"].get("train_images")
+    stored_images = state.get("train_images")
     if stored_images != train_images:
         differences.append(f"train_images: checkpoint {stored_images!r} vs now {train_images!r}")
     if differences:
-        raise ValueError(
+        raise ResumeMismatch(
             f"Cannot resume from {path}: it belongs to a run with another recipe ("
-            + "; ".join(differences) + "). Call fit with the same recipe, or delete the "
-            "checkpoint (or pass another checkpoint_path) to start a new run."
+            + "; ".join(differences) + f"). Call fit with the same recipe, or {new_run}."
         )
+    stored_data = state.get("data")
+    if stored_data is not None and not isinstance(stored_data, dict):
+        raise CheckpointError(f"{path} has a damaged data fingerprint ({stored_data!r}); delete it "
+                              "to start a new run.")
+    if fingerprint is not None and stored_data is None:
+        warnings.warn(f"{path} was written before checkpoints recorded their training data, so "
+                      "resuming cannot check that this is the same data; it is resumed on trust.",
+                      stacklevel=3)
+    elif fingerprint is not None and stored_data.get("sha256") != fingerprint["sha256"]:
+        raise ResumeMismatch(
+            f"Cannot resume from {path}: it was trained on other images ({stored_data.get('source')}"
+            f", {stored_data.get('train_images')} training images, fingerprint "
+            f"{stored_data.get('sha256')}) than the data given now ({fingerprint['source']}, "
+            f"{fingerprint['train_images']} images, fingerprint {fingerprint['sha256']}): another "
+            "file, subset or seed. Load the same data (same VGG_CIFAR10_NPZ, train_subset and "
+            f"seed), or {new_run}.")
+    spec, stored_spec = getattr(model, "spec", None), saved.get("model_spec")
+    if spec is not None and stored_spec:
+        changed = [f"{k}: checkpoint {v!r} vs now {getattr(spec, k, None)!r}"
+                   for k, v in stored_spec.items() if getattr(spec, k, None) != v]
+        if changed:
+            raise ResumeMismatch(f"Cannot resume from {path}: it was trained with another model "
+                                 f"({'; '.join(changed)}). Build the model with the checkpoint's "
+                                 f"settings, or {new_run}.")
+
+
+def check_fit_inputs(model, data, *, max_steps=None, eval_batch_size=512, step_callback=None,
+                     checkpoint_path=None):
+    """Before anything is trained: a clear error for what ``fit`` cannot use, instead of a
+    failure deep inside torch (or a NaN after the first step)."""
+    if not isinstance(model, torch.nn.Module):
+        hint = (" Build it first: vgg(spec) or spec.build()." if type(model).__name__ == "ModelSpec"
+                else " Build one with vgg(...).")
+        raise TypeError(f"fit trains a model (a torch.nn.Module), not a {type(model).__name__}.{hint}")
+    if not all(hasattr(data, name) for name in ("x_train", "y_train", "x_test", "y_test", "normalize")):
+        raise TypeError(f"fit takes the data as a CIFAR10Data (data = load_cifar10()), not a "
+                        f"{type(data).__name__}.")
+    for name, value in (("max_steps", max_steps), ("eval_batch_size", eval_batch_size)):
+        if value is None and name == "max_steps":
+            continue
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}={value!r}: use a whole number >= 1"
+                             + (" (or None for the whole run)." if name == "max_steps" else "."))
+    if step_callback is not None and not callable(step_callback):
+        raise TypeError(f"step_callback must be a function step_callback(step, model, loss), not "
+                        f"a {type(step_callback).__name__}.")
+    if checkpoint_path is not None and not isinstance(checkpoint_path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_path must be a file path (str or Path), not a "
+                        f"{type(checkpoint_path).__name__}.")
+    check_normalisation(data.mean, data.std, "this data (its mean and std)")
+    images, labels = data.x_train, data.y_train
+    if images.dim() != 4 or images.dtype != torch.uint8:
+        raise ValueError(f"data.x_train is a {images.dtype} tensor of shape {tuple(images.shape)}; "
+                         "fit expects uint8 images of shape (N, C, H, W), as load_cifar10 gives.")
+    if len(labels) != len(images) or len(labels) == 0:
+        raise ValueError(f"data has {len(images)} training images and {len(labels)} labels; "
+                         "fit needs one label per image, and at least one image.")
+    highest = int(labels.max())
+    spec = getattr(model, "spec", None)
+    if spec is not None and highest >= spec.num_classes:
+        raise ValueError(f"The labels go up to {highest}, but the model has {spec.num_classes} "
+                         f"outputs (num_classes={spec.num_classes}); build it with "
+                         f"num_classes={max(highest + 1, len(getattr(data, 'classes', None) or ()))}.")
+    if spec is not None and images.shape[1] != spec.in_channels:
+        raise ValueError(f"The images have {images.shape[1]} channels but the model takes "
+                         f"{spec.in_channels} (in_channels={spec.in_channels}).")
+    if getattr(data, "classes", None) is not None and len(data.classes) <= highest:
+        raise ValueError(f"data.classes names {len(data.classes)} classes but the labels go up to "
+                         f"{highest}; give one name per label.")
 
 
 def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compile=False,
@@ -148,6 +237,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         raise TypeError(f"recipe must be a TrainConfig (e.g. profile.recipe), not a "
                         f"{type(recipe).__name__}; pass single settings as keywords instead.")
     recipe = (recipe or TrainConfig()).replace(**recipe_changes)
+    check_fit_inputs(model, data, max_steps=max_steps, eval_batch_size=eval_batch_size,
+                     step_callback=step_callback, checkpoint_path=checkpoint_path)
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path to resume from.")
     if checkpoint_path is not None:
@@ -184,9 +275,11 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     generator = torch.Generator()  # data order and augmentation, on the CPU (see augment.py)
 
     history, start_epoch, step = History(config), 0, 0
+    fingerprint = data_fingerprint(data) if checkpoint_path is not None else None
     if resume and Path(checkpoint_path).is_file():
         saved = read_checkpoint(checkpoint_path, map_location=device)
-        _check_resumable(saved, recipe, train_images, checkpoint_path)
+        _check_resumable(saved, recipe, train_images, checkpoint_path,
+                         fingerprint=fingerprint, model=model)
         load_checkpoint(checkpoint_path, model, optimizer, scheduler, payload=saved)
         state = saved["training_state"]
         history = History.from_dict(saved["history"])
@@ -283,6 +376,7 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                                 recipe=recipe,
                                 training_state=dict(epoch=epoch + 1, step=step,
                                                     train_images=train_images,
+                                                    data=fingerprint,
                                                     scaler=scaler.state_dict(),
                                                     data_generator=generator.get_state(),
                                                     rng=rng_states()))
