@@ -15,8 +15,8 @@ def smoothed_loss_floor(smoothing=0.1, classes=10):
     return F.cross_entropy(target.log(), torch.tensor([0]), label_smoothing=smoothing).item()
 
 
-def quick_epoch_flop(images=10_000):
-    return images * train_flop_per_image(QUICK["model"])
+def quick_epoch_flop():
+    return QUICK["train_subset"] * train_flop_per_image(QUICK["model"])
 
 
 register(
@@ -36,6 +36,6 @@ register(
         rel_tol=0.02,
         hint="Take the multiply-adds of one forward pass of the quick profile's model on a 32x32 "
              "image, count 2 FLOPs per multiply-add and 3 passes' worth for forward + backward, "
-             "then multiply by 10,000 images.",
+             "then multiply by the profile's number of training images.",
     ),
 )

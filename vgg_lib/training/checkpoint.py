@@ -208,15 +208,16 @@ def check_payload(payload, path):
                               "delete it and train again.")
 
 
-def check_training_state(payload, path):
+def check_training_state(payload, path, required=TRAINING_STATE_KEYS):
     """``CheckpointError`` unless ``payload`` holds everything ``fit`` needs to resume: the
-    training state (epoch, step, random-number states...), the recipe and the history."""
+    training state (the ``required`` entries: epoch, step, random-number states...), the recipe
+    and the history."""
     state = payload.get("training_state")
     if not state:
         raise CheckpointError(f"{path} holds model weights but no training state; it cannot be "
                               "resumed (it was not written by fit). Load its weights with "
                               "load_checkpoint or load_model, and train with a new checkpoint_path.")
-    missing = [key for key in TRAINING_STATE_KEYS if key not in state]
+    missing = [key for key in required if key not in state]
     rng = state.get("rng")
     if isinstance(rng, dict):
         missing += [f"rng[{key!r}]" for key in RNG_KEYS if key not in rng]

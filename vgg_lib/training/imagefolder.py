@@ -360,7 +360,9 @@ def fit_folder(model, data, recipe, *, augment=None, device=None, precision="aut
     history, start_epoch, step = History(config), 0, 0
     if resume and Path(checkpoint_path).is_file():
         saved = read_checkpoint(checkpoint_path, map_location=device)
-        _check_resumable(saved, recipe, train_images, checkpoint_path)
+        # folder runs reseed every image from (seed, epoch, position): no data generator to store
+        _check_resumable(saved, recipe, train_images, checkpoint_path,
+                         required=("epoch", "step", "train_images", "scaler", "image_folder", "rng"))
         stored = saved["training_state"].get("image_folder")
         if stored != augment.to_dict():
             raise ValueError(f"Cannot resume from {checkpoint_path}: it belongs to a run with other "

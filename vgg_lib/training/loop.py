@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from ..device import autocast, default_channels_last, resolve_precision
 from .augment import random_crop_flip
 from .checkpoint import (CheckpointError, ResumeMismatch, check_checkpoint_folder,
-                         check_training_state, load_checkpoint, read_checkpoint, save_checkpoint)
+                         check_training_state, load_checkpoint, read_checkpoint, save_checkpoint,
+                         TRAINING_STATE_KEYS)
 from .data import check_normalisation, data_fingerprint
 from .history import History
 from .recipe import SCHEDULES, TrainConfig
@@ -97,8 +98,9 @@ def evaluate(model, data, batch_size=512, tta_flip=False, split="test", precisio
 
 # --- the loop -------------------------------------------------------------------------------
 
-def _check_resumable(saved, recipe, train_images, path, fingerprint=None, model=None):
-    check_training_state(saved, path)
+def _check_resumable(saved, recipe, train_images, path, fingerprint=None, model=None,
+                     required=TRAINING_STATE_KEYS):
+    check_training_state(saved, path, required)
     try:
         stored = TrainConfig.from_dict(saved["recipe"])
     except (TypeError, ValueError) as error:
