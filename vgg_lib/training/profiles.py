@@ -32,12 +32,13 @@ PROFILE_NAMES = ("quick", "full")
 # A100 80GB trains 2,470 img/s; T4 infers 1,198 img/s at batch 256, assumed to train at the same
 # FLOP rate. One ResNet-50 image costs 4.1 G multiply-adds forward (2 FLOPs each), 3x that to
 # train. CPU: this loop's measured rate for the quick profile's model on the book's 2-core AMD
-# EPYC (AVX2) machine, fp32, 2 threads: 1,130-1,170 images/s x 59.3 MFLOP (training steps only).
+# EPYC (AVX2) machine, fp32, 2 threads: 2,812 images/s x 59.3 MFLOP (training steps only; chapter
+# 5, 2026-12-01). An earlier 2-core machine of the same name reached 1,130-1,170 images/s.
 _RESNET50_FORWARD_FLOP = 2 * 4.1e9
 EFFECTIVE_TFLOPS = {
     "a100": 2470 * 3 * _RESNET50_FORWARD_FLOP / 1e12,
     "t4": 1198 * _RESNET50_FORWARD_FLOP / 1e12,
-    "cpu": 0.068,
+    "cpu": 0.167,
 }
 # A GPU step of a small model is bound by kernel launches, not FLOPs: about 150 kernels per
 # training step at a few microseconds each, the optimiser and the per-step loss check.

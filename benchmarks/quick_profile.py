@@ -1,0 +1,50 @@
+"""The quick profile's claim, measured: test accuracy and training time of three seeds.
+
+    python benchmarks/quick_profile.py            # seeds 0 1 2, the quick profile as the chapters run it
+
+Run it on a quiet machine (nothing else busy): the times are what the chapter's "≤ 60 s of
+training on 2 CPU cores" is about. Each run is the training chapter's: ``fit`` with the profile's
+recipe, the validation split evaluated after every epoch, the test set once at the end. Needs the
+full CIFAR-10 (``VGG_CIFAR10_NPZ=../shared/data/cifar10-full.npz`` offline).
+"""
+
+import argparse
+import platform
+import statistics
+
+import torch
+
+from vgg_lib.training.data import load_cifar10
+from vgg_lib.training.loop import fit
+from vgg_lib.training.profiles import get_profile
+from vgg_lib.training.reproducibility import seed_everything
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--profile", default="quick")
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}\n{profile}")
+    data = load_cifar10(**profile.data_kwargs())
+    print(data)
+    tests, times = [], []
+    for seed in args.seeds:
+        seed_everything(seed)
+        model = profile.build_model()
+        history = fit(model, data, profile.recipe.replace(seed=seed), progress=False)
+        seconds = sum(e["seconds"] for e in history.epochs)
+        tests.append(history.final_test_accuracy)
+        times.append(seconds)
+        print(f"seed {seed}: validation {history.final_val_accuracy:.2%}, test {history.final_test_accuracy:.2%}, "
+              f"training {seconds:.1f} s ({len(data.x_train) * len(history.epochs) / seconds:,.0f} images/s)",
+              flush=True)
+    spread = statistics.stdev(tests) if len(tests) > 1 else 0.0
+    print(f"test accuracy {100 * statistics.mean(tests):.1f} ± {100 * spread:.1f}% over seeds {args.seeds}; "
+          f"training {min(times):.1f}-{max(times):.1f} s")
+
+
+if __name__ == "__main__":
+    main()
