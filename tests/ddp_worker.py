@@ -19,7 +19,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from vgg_lib.train import build_parser, main, run
+from vgg_lib.training.command import build_parser, main, run
 
 scenario, out, step_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 argv = sys.argv[sys.argv.index("--") + 1:]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgg_lib.train import main
+from vgg_lib.training.command import main
 from vgg_lib.training.imagefolder import (CentreCrop, FolderAugment, GlobalBatches,
                                           load_image_folder, train_transform)
 

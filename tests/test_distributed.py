@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgg_lib.train import build_parser, run
+from vgg_lib.training.command import build_parser, run
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "ddp_worker.py"
