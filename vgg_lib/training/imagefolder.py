@@ -322,7 +322,7 @@ def fit_folder(model, data, recipe, *, augment=None, device=None, precision="aut
     The same contract as ``fit``: atomic checkpoints after every epoch (rank 0 only), resume
     refusing another recipe or other image settings, ``max_steps``, ``distributed`` for torchrun,
     ``protocol`` for evaluation (default ``CentreCrop`` at ``augment.eval_scale``)."""
-    from .loop import _check_resumable, lr_factor, make_optimizer
+    from .loop import _check_resumable, _progress_bar, lr_factor, make_optimizer, make_train_step
 
     augment = augment or FolderAugment()
     device = torch.device(device or (distributed.device if distributed else "cpu"))
@@ -378,15 +378,12 @@ def fit_folder(model, data, recipe, *, augment=None, device=None, precision="aut
         seed_everything(recipe.seed)
 
     training_model = model if distributed is None else distributed.wrap(model)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    train_step = make_train_step(training_model, model, recipe, optimizer, scheduler, scaler, device,
+                                 precision, history, step_callback, distributed)
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
     sampler = GlobalBatches(train_images, batch_size, recipe.seed, distributed)
     loader = _loader(_TrainImages(data.train, augment, recipe.augment), sampler, workers, device)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=last_step, initial=step, unit="step", dynamic_ncols=True)
+    bar = _progress_bar(progress, last_step, step)
     model.train()
     try:
         for epoch in range(start_epoch, recipe.epochs):
@@ -401,23 +398,11 @@ def fit_folder(model, data, recipe, *, augment=None, device=None, precision="aut
                     break
                 x = to_model_input(images, alpha, data, device, channels_last)
                 labels = labels.to(device, non_blocking=True)
-                with autocast(device, precision):
-                    logits = training_model(x)
-                    loss = loss_fn(logits.float(), labels)
                 step += 1
-                loss_value = loss.item() if distributed is None else distributed.mean(loss).item()
-                history.steps.append(loss_value)
-                if not math.isfinite(loss_value):
-                    history.diverged, history.diverged_at_step = True, step
+                done = train_step(x, labels, step)
+                if done is None:
                     break
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if step_callback is not None:
-                    scaler.unscale_(optimizer)
-                    step_callback(step, model, loss_value)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                loss, logits, loss_value = done
                 loss_sum += loss.detach() * len(labels)
                 correct += (logits.detach().argmax(1) == labels).sum()
                 seen += len(labels)

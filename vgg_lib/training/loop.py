@@ -296,7 +296,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
 
     training_model = model if distributed is None else distributed.wrap(model)  # DDP
     training_model = torch.compile(training_model) if compile else training_model
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    train_step = make_train_step(training_model, model, recipe, optimizer, scheduler, scaler, device,
+                                 precision, history, step_callback, distributed)
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
     bar = _progress_bar(progress, last_step, step)
     model.train()
@@ -320,25 +321,11 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                         images = random_crop_flip(images, padding=recipe.crop_padding,
                                                   generator=generator)
                 x = data.normalize(images, channels_last=channels_last)
-                with autocast(device, precision):
-                    logits = training_model(x)
-                    loss = loss_fn(logits.float(), labels)
                 step += 1
-                # data parallelism: the global batch's mean loss, so all ranks stop together
-                loss_value = (loss.item() if distributed is None
-                              else distributed.mean(loss).item())
-                history.steps.append(loss_value)
-                if not math.isfinite(loss_value):
-                    history.diverged, history.diverged_at_step = True, step
+                done = train_step(x, labels, step)
+                if done is None:
                     break
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if step_callback is not None:
-                    scaler.unscale_(optimizer)  # the callback sees the true gradients
-                    step_callback(step, model, loss_value)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                loss, logits, loss_value = done
                 loss_sum += loss.detach() * len(labels)
                 correct += (logits.detach().argmax(1) == labels).sum()
                 seen += len(labels)
@@ -396,6 +383,40 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         if bar is not None:
             bar.close()
     return history
+
+
+def make_train_step(training_model, model, recipe, optimizer, scheduler, scaler, device, precision,
+                    history, step_callback=None, distributed=None):
+    """The optimiser step both training loops share (``fit`` and the ImageFolder loop).
+
+    ``train_step(x, labels, step)`` runs the forward pass under ``precision``, records the loss
+    in ``history.steps``, and either marks the run diverged and returns None (a non-finite loss:
+    no update is applied) or back-propagates, calls ``step_callback(step, model, loss)`` on the
+    true gradients, steps the optimiser and the schedule and returns ``(loss, logits, loss
+    value)`` for the epoch's totals."""
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+
+    def train_step(x, labels, step):
+        with autocast(device, precision):
+            logits = training_model(x)
+            loss = loss_fn(logits.float(), labels)
+        # data parallelism: the global batch's mean loss, so all ranks stop together
+        loss_value = loss.item() if distributed is None else distributed.mean(loss).item()
+        history.steps.append(loss_value)
+        if not math.isfinite(loss_value):
+            history.diverged, history.diverged_at_step = True, step
+            return None
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if step_callback is not None:
+            scaler.unscale_(optimizer)  # the callback sees the true gradients
+            step_callback(step, model, loss_value)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        return loss, logits, loss_value
+
+    return train_step
 
 
 def _progress_bar(progress, total, initial):
