@@ -38,11 +38,36 @@ def test_a_bad_spec_is_refused_when_made(changes, message):
     (dict(epochs=0), "epochs=0"), (dict(epochs=2.5), "epochs=2.5"), (dict(batch_size=-1), "batch_size=-1"),
     (dict(lr=math.inf), "lr=inf"), (dict(lr=0), "lr=0"), (dict(weight_decay=math.nan), "weight_decay=nan"),
     (dict(crop_padding=-1), "crop_padding=-1"), (dict(schedule="step"), "schedule='step'"),
-    (dict(label_smoothing=1.0), "label_smoothing=1.0"),
+    (dict(label_smoothing=1.0), "label_smoothing=1.0"), (dict(optimizer="rmsprop"), "optimizer='rmsprop'"),
 ])
 def test_a_bad_recipe_is_refused_before_any_training(changes, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**changes)
+
+
+def test_the_optimiser_follows_the_recipe_and_decays_weights_only():
+    from vgg_lib.training.loop import make_optimizer
+
+    model = vgg("A", batch_norm=True, head="compact", num_classes=10, width=1 / 16)
+    sgd = make_optimizer(model, TrainConfig(lr=0.2, momentum=0.8, nesterov=True, weight_decay=1e-3))
+    adam = make_optimizer(model, TrainConfig(optimizer="adam", lr=1e-3, weight_decay=5e-4))
+    assert isinstance(sgd, torch.optim.SGD) and isinstance(adam, torch.optim.Adam)
+    assert sgd.defaults["momentum"] == 0.8 and sgd.defaults["nesterov"] and adam.defaults["lr"] == 1e-3
+    for optimiser, decay in ((sgd, 1e-3), (adam, 5e-4)):
+        weights, others = optimiser.param_groups
+        assert weights["weight_decay"] == decay and others["weight_decay"] == 0.0
+        assert all(p.ndim > 1 for p in weights["params"]) and all(p.ndim == 1 for p in others["params"])
+        assert len(weights["params"]) + len(others["params"]) == len(list(model.parameters()))
+    # an Adam run trains: its loss falls on a batch it sees repeatedly
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    losses = []
+    for _ in range(20):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
 
 
 def test_unknown_settings_name_the_known_ones():

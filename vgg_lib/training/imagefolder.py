@@ -315,7 +315,7 @@ def fit_folder(model, data, recipe, *, augment=None, device=None, precision="aut
                max_steps=None, workers=4, distributed=None, protocol=None,
                eval_every_epoch=True, eval_batch_size=64, step_callback=None):
     """Train ``model`` on ``data`` (a ``FolderData``) with ``recipe`` (a ``TrainConfig``: epochs,
-    lr, batch_size (global), momentum, nesterov, weight_decay, schedule, label_smoothing,
+    lr, batch_size (global), optimizer, momentum, nesterov, weight_decay, schedule, label_smoothing,
     augment, seed; its ``crop_padding`` is CIFAR's and unused here) and ``augment`` (a
     ``FolderAugment``). Returns a ``History`` whose test_* entries are the val/ folder's.
 
@@ -351,8 +351,7 @@ def fit_folder(model, data, recipe, *, augment=None, device=None, precision="aut
                   precision=precision, channels_last=channels_last, device=str(device),
                   data_source=data.source, evaluation=repr(protocol),
                   **(distributed.describe() if distributed else {}))
-    optimizer = make_optimizer(model, recipe.lr, recipe.momentum, recipe.weight_decay,
-                               recipe.nesterov)
+    optimizer = make_optimizer(model, recipe)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_factor, total_steps=total_steps, schedule=recipe.schedule))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")

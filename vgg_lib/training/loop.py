@@ -53,14 +53,18 @@ def lr_factor(step, total_steps, schedule="onecycle"):
     raise ValueError(f"schedule={schedule!r}; choose one of {', '.join(SCHEDULES)}.")
 
 
-def make_optimizer(model, lr, momentum, weight_decay, nesterov=False):
-    """SGD with momentum (the paper's optimiser; ``nesterov=True`` for Nesterov's variant);
-    weight decay on weights only, not on biases or BatchNorm parameters."""
+def make_optimizer(model, recipe):
+    """The recipe's optimiser, with weight decay on weights only, not on biases or BatchNorm
+    parameters. ``sgd``: SGD with momentum (the paper's; ``nesterov=True`` for Nesterov's
+    variant). ``adam``: Adam (Kingma & Ba, 2015) with PyTorch's default betas; its weight decay is
+    the L2 term added to the gradient, as in ``torch.optim.Adam``; momentum and nesterov unused."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
-                            {"params": no_decay, "weight_decay": 0.0}],
-                           lr=lr, momentum=momentum, nesterov=nesterov)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr)
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
 
 
 # --- evaluation -----------------------------------------------------------------------------
@@ -269,8 +273,7 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         distributed.check_batch_size(batch_size)
         config.update(distributed.describe())
 
-    optimizer = make_optimizer(model, recipe.lr, recipe.momentum, recipe.weight_decay,
-                               recipe.nesterov)
+    optimizer = make_optimizer(model, recipe)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_factor, total_steps=total_steps, schedule=recipe.schedule))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")

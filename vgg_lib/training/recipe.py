@@ -12,6 +12,7 @@ import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
 SCHEDULES = ("onecycle", "cosine", "constant")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class TrainConfig:
     lr: float = 0.05              # peak learning rate of the schedule (the paper: 0.01, constant
                                   # until the validation accuracy stalls, then divided by 10)
     batch_size: int = 128         # the paper: 256
+    optimizer: str = "sgd"        # "sgd", the paper's; "adam" (Kingma & Ba, 2015) ignores momentum
     momentum: float = 0.9         # the paper's 0.9
     nesterov: bool = False        # plain momentum, as in the paper; the profiles use Nesterov's
     weight_decay: float = 5e-4    # the paper's 5e-4, on weights only (not biases or batch norm)
@@ -55,6 +57,8 @@ class TrainConfig:
         real("label_smoothing", 0)
         if isinstance(self.label_smoothing, numbers.Real) and self.label_smoothing >= 1:
             problems.append(f"label_smoothing={self.label_smoothing!r} (below 1)")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer={self.optimizer!r} (one of {', '.join(OPTIMIZERS)})")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule={self.schedule!r} (one of {', '.join(SCHEDULES)})")
         if problems:
