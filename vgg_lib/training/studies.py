@@ -444,8 +444,9 @@ PAPER_CONTROL_TOP1_EXCESS = 7
 # chapters 5-6), ten classes. Seeds 0, 1, 2 seed the weights, the data order and augmentation.
 DEPTH_STUDY = {
     # Sized to run all 7 configurations x 3 seeds x both budget views (36 distinct runs: A's and
-    # A-LRN's equal-compute runs are their equal-epoch runs) in about 4 minutes on 2 CPU
-    # cores (benchmarks/depth_study_speed.py). The recipe is chapter 5's quick profile (Nesterov,
+    # A-LRN's equal-compute runs are their equal-epoch runs) in about 5.5 minutes on one CPU
+    # thread by the rates benchmarks/depth_study_speed.py measured (estimate_study_seconds),
+    # less on two; the chapter prints the time it measured. The recipe is chapter 5's quick profile (Nesterov,
     # label smoothing 0.1, no crop padding) with one peak learning rate for every configuration,
     # chosen on the validation split (DEPTH_STUDY_LR_TUNING); the flip at test time is off (it
     # doubles evaluation).
