@@ -283,7 +283,9 @@ def run_study(runs, data, folder, progress=True, **fit_options):
     if progress and to_train:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, unit="img", unit_scale=True, dynamic_ncols=True,
+        # one refresh a second at most: a study runs for minutes, and a busy notebook kernel
+        # should not queue thousands of widget updates (nbval waits only seconds for them)
+        bar = tqdm(total=total, unit="img", unit_scale=True, dynamic_ncols=True, mininterval=1.0,
                    desc=f"{len(to_train)} of {len(plans)} runs to train")
     results = []
     try:
