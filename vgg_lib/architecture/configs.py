@@ -9,6 +9,13 @@ Each configuration is a list read left to right, like torchvision's ``cfgs``:
 
 Every convolution is followed by a ReLU (and by batch norm first, when asked). ``parse_config``
 is the one place that reads this grammar.
+
+``CONFIGS`` holds the six Table 1 columns and nothing else: code that loops over "the paper's
+configurations" loops over it. ``CONTROLS`` holds networks the paper trains as controls but does
+not list in Table 1, built from the same grammar: "B-5x5", the shallow net of Section 4.1, is B
+with each pair of 3x3 convolutions replaced by one 5x5 convolution (``merge_3x3_pairs``).
+``get_config`` and everything built on it (``ModelSpec``, the counters, the receptive fields)
+accept both.
 """
 
 from dataclasses import dataclass
@@ -25,6 +32,43 @@ CONFIGS = {
           512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 
+
+
+def merge_3x3_pairs(config, kernel_size=5):
+    """``config`` with each pair of consecutive 3x3 convolutions of a block replaced by one
+    ``kernel_size`` x ``kernel_size`` convolution with the second one's channels: the same
+    receptive field (a 5x5 sees what two stacked 3x3 see), one nonlinearity instead of two.
+    The paper's shallow control (Section 4.1) is ``merge_3x3_pairs(CONFIGS["B"])``. A block
+    with an odd number of 3x3 convolutions, or with anything else than 3x3 convolutions between
+    its poolings, is an error: it has no pairing that keeps the receptive field."""
+    merged, run = [], []
+
+    def flush():
+        if len(run) % 2:
+            raise ValueError(f"Cannot merge the 3x3 convolutions {run} of {config!r} in pairs: a "
+                             "block has an odd number of them. merge_3x3_pairs needs blocks of "
+                             "2, 4, ... 3x3 convolutions (configurations A-LRN aside: B or E).")
+        merged.extend((run[i + 1], kernel_size) for i in range(0, len(run), 2))
+        run.clear()
+
+    for item in config:
+        if isinstance(item, int) and not isinstance(item, bool):
+            run.append(item)
+        elif item == "M":
+            flush()
+            merged.append(item)
+        else:
+            raise ValueError(f"merge_3x3_pairs reads 3x3 convolutions (ints) and 'M' only, not "
+                             f"{item!r}: give it a configuration such as B or E.")
+    flush()
+    return merged
+
+
+# Networks the paper trains outside Table 1 (see the module docstring); not in CONFIGS on purpose.
+CONTROLS = {
+    "B-5x5": merge_3x3_pairs(CONFIGS["B"]),  # Section 4.1: "7% higher" top-1 error than B
+}
+
 # The paper's Table 2: "Number of parameters (in millions)".
 PAPER_PARAMETERS_MILLIONS = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
 
@@ -36,15 +80,23 @@ LRN_SETTINGS = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
 TORCHVISION_NAMES = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
 
 
-def get_config(name):
-    """Return the layer list of configuration ``name`` ("A", "A-LRN", "B", "C", "D" or "E")."""
+def canonical_name(name):
+    """The name as ``CONFIGS`` or ``CONTROLS`` spells it ("d" -> "D", "b-5X5" -> "B-5x5")."""
     key = str(name).strip().upper()
-    if key not in CONFIGS:
-        raise ValueError(
-            f"Unknown VGG configuration {name!r}. "
-            f"Choose one of the paper's Table 1 columns: {', '.join(CONFIGS)}."
-        )
-    return list(CONFIGS[key])
+    for known in (*CONFIGS, *CONTROLS):
+        if known.upper() == key:
+            return known
+    raise ValueError(
+        f"Unknown VGG configuration {name!r}. Choose one of the paper's Table 1 columns: "
+        f"{', '.join(CONFIGS)} (or a control: {', '.join(CONTROLS)})."
+    )
+
+
+def get_config(name):
+    """Return the layer list of configuration ``name`` ("A", "A-LRN", "B", "C", "D" or "E", or a
+    control such as "B-5x5")."""
+    key = canonical_name(name)
+    return list(CONFIGS[key] if key in CONFIGS else CONTROLS[key])
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ network without anybody re-listing its settings (the way nanoGPT's ``GPTConfig``
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from .configs import get_config, parse_config, weight_layer_count
+from .configs import canonical_name, parse_config, weight_layer_count
 
 HEADS = ("imagenet", "compact")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    config: str = "D"            # a Table 1 column: "A", "A-LRN", "B", "C", "D" or "E"
+    config: str = "D"            # a Table 1 column: "A", "A-LRN", "B", "C", "D" or "E" (or "B-5x5")
     batch_norm: bool = False     # BatchNorm2d after every convolution (not in the paper)
     width: float = 1.0           # channel multiplier: 0.25 is a quarter-width net for CPUs
     head: str = "imagenet"       # "imagenet": the paper's 3 FC layers; "compact": GAP + 1 linear
@@ -24,8 +24,8 @@ class ModelSpec:
     in_channels: int = 3
 
     def __post_init__(self):
-        object.__setattr__(self, "config", str(self.config).strip().upper())
-        get_config(self.config)  # a clear error for an unknown configuration
+        # the name as configs.py spells it; a clear error for an unknown configuration
+        object.__setattr__(self, "config", canonical_name(self.config))
         if self.head not in HEADS:
             raise ValueError(f"Unknown head {self.head!r}. Choose one of: {', '.join(HEADS)}.")
         if not isinstance(self.width, (int, float)) or not math.isfinite(self.width) or self.width <= 0:

@@ -9,8 +9,8 @@ from .checking import CheckResult, check, grade
 from .registry import Exercise, exercise_ids, get_exercise, register
 
 # The catalogue, one module per chapter, named like its notebook (NN_<name>.ipynb -> <name>.py).
-from . import (batch_norm, building_vgg, layer_by_layer, receptive_fields,  # noqa: E402,F401
-               small_filters, training_cifar10, visualising_vgg)
+from . import (batch_norm, building_vgg, depth_study, layer_by_layer,  # noqa: E402,F401
+               receptive_fields, small_filters, training_cifar10, visualising_vgg)
 
 CHAPTER_MODULES = ("building_vgg", "receptive_fields", "small_filters", "layer_by_layer",
-                   "training_cifar10", "batch_norm", "visualising_vgg")
+                   "training_cifar10", "batch_norm", "visualising_vgg", "depth_study")

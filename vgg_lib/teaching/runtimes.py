@@ -53,8 +53,9 @@ def band(seconds):
 
 
 def trains(nb):
-    """Whether a chapter trains a network (calls vgg_lib's fit)."""
-    return any(cell.cell_type == "code" and "fit(" in cell.source for cell in nb.cells)
+    """Whether a chapter trains a network (calls vgg_lib's fit, or run_study, which calls it)."""
+    return any(cell.cell_type == "code" and ("fit(" in cell.source or "run_study(" in cell.source)
+               for cell in nb.cells)
 
 
 def gpu_estimate():
