@@ -10,7 +10,7 @@ from .registry import Exercise, exercise_ids, get_exercise, register
 
 # The catalogue, one module per chapter, named like its notebook (NN_<name>.ipynb -> <name>.py).
 from . import (batch_norm, building_vgg, layer_by_layer, receptive_fields,  # noqa: E402,F401
-               small_filters, training_cifar10, visualising_vgg)
+               small_filters, test_protocol, training_cifar10, visualising_vgg)
 
 CHAPTER_MODULES = ("building_vgg", "receptive_fields", "small_filters", "layer_by_layer",
-                   "training_cifar10", "batch_norm", "visualising_vgg")
+                   "training_cifar10", "batch_norm", "visualising_vgg", "test_protocol")
