@@ -160,3 +160,24 @@ def test_global_batches_split_among_ranks_like_one_process():
 def test_load_image_folder_lists_classes(tmp_path):
     data = load_image_folder(make_folder(tmp_path / "f", classes=2, train=2, val=1))
     assert data.classes == ["class0", "class1"] and len(data.train) == 4 and len(data.val) == 2
+
+
+def test_image_folder_dense_evaluation_end_to_end(tmp_path, capsys):
+    """--eval-protocol dense: the paper's dense multi-scale evaluation of val/ after training."""
+    data = make_folder(tmp_path / "images", classes=2, train=6, val=3)
+    checkpoint = tmp_path / "dense.pt"
+    run = [*TINY, "--epochs", "1", "--batch-size", "12", "--lr", "0.05", "--scale", "32", "48",
+           "--crop", "32", "--workers", "0", "--data", str(data), "--checkpoint", str(checkpoint)]
+    assert main([*run, "--eval-protocol", "dense", "--eval-scales", "32", "48"]) == 0
+    history = json.loads(checkpoint.with_suffix(".json").read_text())["history"]
+    assert history["config"]["evaluation"] == "DenseMultiScale(Q=[32, 48], flip=True)"
+    accuracy = history["epochs"][-1]["val_accuracy"]
+    assert accuracy is not None and 0 <= accuracy <= 1
+    assert main([*run, "--eval-protocol", "dense"]) == 0  # default scales: S_min, middle, S_max
+    history = json.loads(checkpoint.with_suffix(".json").read_text())["history"]
+    assert history["config"]["evaluation"] == "DenseMultiScale(Q=[32, 40, 48], flip=True)"
+    capsys.readouterr()
+    assert main([*run, "--eval-scales", "32", "48"]) == 2
+    assert "--eval-scales belongs to --eval-protocol dense" in error_line(capsys)
+    assert main([*TINY, "--eval-protocol", "dense"]) == 2
+    assert "for folders of images" in error_line(capsys)

@@ -128,13 +128,22 @@ def make_layers(config, batch_norm=False, width=1.0, in_channels=3):
     return nn.Sequential(*layers)
 
 
+# The spatial map each head's first layer reads (the paper's 7x7; 2x2 for CIFAR's analogue).
+HEAD_MAP_SIZE = {"imagenet": 7, "compact": 1, "fc-2x2": 2}
+# Heads that drop the configuration's last max-pool, so a 32x32 image leaves a 2x2 map.
+HEADS_WITHOUT_LAST_POOL = ("fc-2x2",)
+
+
 def make_head(head, feature_channels, num_classes, width=1.0, dropout=0.5):
-    """The classifier: the paper's 7x7x512 -> 4096 -> 4096 -> classes, or a compact one for CIFAR."""
-    if head == "imagenet":
+    """The classifier: the paper's 7x7x512 -> 4096 -> 4096 -> classes, a compact one for CIFAR
+    (global average pooling, one linear layer), or ``"fc-2x2"``: the paper's three layers over
+    a 2x2 map (CIFAR's analogue, used with the last max-pool dropped)."""
+    if head in ("imagenet", "fc-2x2"):
         hidden = scaled_channels(4096, width)
-        avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        size = HEAD_MAP_SIZE[head]
+        avgpool = nn.AdaptiveAvgPool2d((size, size))
         classifier = nn.Sequential(
-            nn.Linear(feature_channels * 7 * 7, hidden),
+            nn.Linear(feature_channels * size * size, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
             nn.Linear(hidden, hidden),
@@ -169,6 +178,9 @@ def build(spec, init_weights=True):
     """The network a ``ModelSpec`` describes; ``model.spec`` keeps the spec."""
     features = make_layers(spec.config, batch_norm=spec.batch_norm, width=spec.width,
                            in_channels=spec.in_channels)
+    if spec.head in HEADS_WITHOUT_LAST_POOL and isinstance(features[-1], nn.MaxPool2d):
+        # the last pooling has no parameters: every other layer keeps its index (and key)
+        features = nn.Sequential(*list(features)[:-1])
     feature_channels = [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
     avgpool, classifier = make_head(spec.head, feature_channels, spec.num_classes, spec.width,
                                     spec.dropout)
@@ -184,7 +196,9 @@ def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1
     """Build configuration ``config`` ("A", "A-LRN", "B", "C", "D" or "E") of the paper.
 
     ``head="imagenet"`` is the paper's classifier (use it with 224x224 inputs);
-    ``head="compact"`` is global average pooling and one linear layer, for CIFAR-10.
+    ``head="compact"`` is global average pooling and one linear layer, for CIFAR-10;
+    ``head="fc-2x2"`` drops the last max-pool and puts the paper's three FC layers on the 2x2
+    map a 32x32 image leaves (the CIFAR analogue of the 7x7 map, for dense evaluation).
     ``width`` scales every layer's channels (0.25 gives a quarter-width model for CPU runs).
     Any input of at least 32x32 pixels works: the pooling before the head is adaptive.
     ``config`` may also be a ``ModelSpec`` (then the other settings must stay at their defaults).

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .configs import canonical_name, parse_config, weight_layer_count
 
-HEADS = ("imagenet", "compact")
+HEADS = ("imagenet", "compact", "fc-2x2")
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,9 @@ class ModelSpec:
     config: str = "D"            # a Table 1 column: "A", "A-LRN", "B", "C", "D" or "E" (or "B-5x5")
     batch_norm: bool = False     # BatchNorm2d after every convolution (not in the paper)
     width: float = 1.0           # channel multiplier: 0.25 is a quarter-width net for CPUs
-    head: str = "imagenet"       # "imagenet": the paper's 3 FC layers; "compact": GAP + 1 linear
+    head: str = "imagenet"       # "imagenet": the paper's 3 FC layers; "compact": GAP + 1 linear;
+                                 # "fc-2x2": the paper's 3 FC layers over a 2x2 map, the last
+                                 # max-pool dropped (CIFAR's analogue of 7x7, chapter 9)
     num_classes: int = 1000
     dropout: float = 0.5         # dropout of the imagenet head (the paper's 0.5)
     in_channels: int = 3

@@ -69,3 +69,61 @@ def normalize(images, mean, std, channels_last=False, dtype=torch.float32):
         images = images.contiguous(memory_format=torch.channels_last)
     scale, shift = _scale_and_shift(tuple(mean), tuple(std), images.device, dtype)
     return torch.addcmul(shift, images.to(dtype), scale)
+
+
+# --- scale jittering (the paper's Section 3.1, "multi-scale training") ----------------------
+
+def scale_crop_flip_params(batch_size, scale_min, scale_max, crop, flip=True, generator=None):
+    """For every image: a scale S drawn uniformly from the whole numbers in [scale_min,
+    scale_max], a (top, left) offset of a ``crop`` x ``crop`` window inside the S x S rescaled
+    image, and a flip flag."""
+    scales = torch.randint(scale_min, scale_max + 1, (batch_size,), generator=generator)
+    room = (scales - crop + 1).double()
+    offsets = (torch.rand(2, batch_size, generator=generator, dtype=torch.float64) * room).long()
+    flips = (torch.randint(0, 2, (batch_size,), generator=generator).bool() if flip
+             else torch.zeros(batch_size, dtype=torch.bool))
+    return scales, offsets[0], offsets[1], flips
+
+
+def apply_scale_crop_flip(images, scales, top, left, flips, crop):
+    """Rescale image i of the uint8 batch to ``scales[i]`` pixels a side (bilinear, as
+    ``F.interpolate(..., align_corners=False)`` does), cut the ``crop`` x ``crop`` window at
+    (top[i], left[i]) and mirror it if flips[i]: one ``grid_sample`` for the whole batch, on
+    the batch's device. Returns uint8 crops (B, C, crop, crop)."""
+    batch, _, height, width = images.shape
+    device = images.device
+    scales = scales.to(device=device, dtype=torch.float32)
+    top, left, flips = top.to(device), left.to(device), flips.to(device)
+    steps = torch.arange(crop, device=device, dtype=torch.float32) + 0.5
+    # centre of output pixel j, in the S-pixel image, as a fraction of its side, mapped to [-1, 1]
+    columns = torch.where(flips[:, None], crop - steps, steps)                       # (B, crop)
+    x = (left[:, None] + columns) / scales[:, None] * 2 - 1
+    y = (top[:, None] + steps) / scales[:, None] * 2 - 1
+    grid = torch.stack(torch.broadcast_tensors(x[:, None, :], y[:, :, None]), dim=-1)
+    sampled = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border",
+                            align_corners=False)
+    return sampled.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def random_scale_crop_flip(images, scale_min, scale_max, crop=None, flip=True, generator=None):
+    """Scale jittering for a whole batch: each image rescaled to a random S in [scale_min,
+    scale_max], a random ``crop`` x ``crop`` window of it (default: the images' own size),
+    flipped half the time."""
+    crop = crop or images.shape[-1]
+    if scale_min < crop:
+        raise ValueError(f"scale_jitter=({scale_min}, {scale_max}): the smallest scale must be at "
+                         f"least the {crop}-pixel crop (the paper: S >= 224 for 224 crops).")
+    scales, top, left, flips = scale_crop_flip_params(len(images), scale_min, scale_max, crop,
+                                                      flip, generator)
+    return apply_scale_crop_flip(images, scales, top, left, flips, crop)
+
+
+def resize_images(images, size):
+    """A uint8 batch (B, C, H, W) resized to ``size`` x ``size`` (bilinear; antialiased when
+    shrinking), as uint8: the test-time rescaling of the dense and multi-crop protocols."""
+    if images.shape[-2:] == (size, size):
+        return images
+    shrinking = size < min(images.shape[-2:])
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear",
+                            align_corners=False, antialias=shrinking)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)

@@ -124,6 +124,14 @@ def build_parser():
                       help="image folders: random crop size (default 224)")
     data.add_argument("--eval-scale", type=_positive_int, default=None,
                       help="image folders: Q, the shorter side at test time (default (S_MIN+S_MAX)/2)")
+    data.add_argument("--eval-protocol", choices=("centre-crop", "dense"), default="centre-crop",
+                      help="folders of images: how val/ is evaluated: 'centre-crop' (the shorter "
+                           "side resized to --eval-scale, the centre crop and its mirror) or "
+                           "'dense' (the paper's dense evaluation: the fully-convolutional "
+                           "network over whole images at each of --eval-scales, with mirrors)")
+    data.add_argument("--eval-scales", type=_positive_int, nargs="+", default=None, metavar="Q",
+                      help="test scales of --eval-protocol dense (default: S_min, the middle of "
+                           "--scale and S_max, as in the paper's Table 4)")
     data.add_argument("--colour-shift", type=float, default=0.1,
                       help="image folders: std of Krizhevsky et al.'s RGB colour shift, 0 = off")
     output = parser.add_argument_group("checkpoints and logs (rank 0 writes them)")
@@ -190,6 +198,11 @@ def run(args, step_callback=None):
                   step_callback=step_callback)
     try:
         if args.data == "cifar10":
+            if args.eval_protocol != "centre-crop" or args.eval_scales is not None:
+                raise ValueError("--eval-protocol and --eval-scales are for folders of images "
+                                 "(--data ROOT); CIFAR-10 runs are evaluated on 32x32 images "
+                                 "(the dense and multi-crop protocols for CIFAR-10 are "
+                                 "vgg_lib.training.protocols, chapter 9).")
             spec, recipe = _settings(args, profile)
             data = load_cifar10(device=device, train_subset=args.train_images or profile.train_subset,
                                 test_subset=args.test_images or profile.test_subset,
@@ -206,6 +219,16 @@ def run(args, step_callback=None):
             augment = FolderAugment(scale_min=args.scale[0], scale_max=args.scale[1],
                                     crop=args.crop, colour_shift=args.colour_shift,
                                     eval_scale=args.eval_scale or (args.scale[0] + args.scale[1]) // 2)
+            if args.eval_protocol == "dense":
+                from .imagefolder import DenseMultiScale
+
+                protocol = DenseMultiScale(args.eval_scales or (
+                    args.scale[0], (args.scale[0] + args.scale[1]) // 2, args.scale[1]))
+            else:
+                if args.eval_scales is not None:
+                    raise ValueError("--eval-scales belongs to --eval-protocol dense; the centre "
+                                     "crop takes one scale, --eval-scale.")
+                protocol = None  # fit_folder's default: CentreCrop at augment.eval_scale
             described = f"{data}, {augment}"
         if is_main:
             processes = f"{distributed.world_size} processes ({distributed.backend})" if distributed else "1 process"
@@ -222,7 +245,7 @@ def run(args, step_callback=None):
             from .imagefolder import fit_folder
 
             history = fit_folder(model, data, recipe, augment=augment, device=device,
-                                 workers=args.workers, **common)
+                                 workers=args.workers, protocol=protocol, **common)
         if is_main:
             _write_json(history_path, dict(model_spec=spec.to_dict(), recipe=recipe.to_dict(),
                                            checkpoint=str(checkpoint), status=history.status,

@@ -21,8 +21,8 @@ processes, and a resumed run sees the same images as an uninterrupted one.
 
 Evaluation is a pluggable ``protocol``: ``CentreCrop`` (the shorter side resized to Q, the centre
 crop, optionally averaged with its mirror image) is built in; the dense multi-scale evaluation of
-the paper's Section 3.2 (the fully-convolutional net over whole images at several Q) plugs into
-the same place: an object with ``transform(image) -> tensor`` (run in the workers),
+the paper's Section 3.2 (the fully-convolutional net over whole images at several Q) is
+``DenseMultiScale``; both plug into the same place: an object with ``transform(image) -> tensor`` (run in the workers),
 ``logits(model, x) -> (B, classes)`` and ``batchable`` (False when images differ in size).
 """
 
@@ -252,6 +252,48 @@ def load_image_folder(root):
     return FolderData(train=train, val=val, classes=classes, source=str(root))
 
 
+class DenseMultiScale:
+    """The paper's dense multi-scale evaluation (Section 3.2; Table 4): the image's shorter side
+    resized to each Q of ``scales``, the whole image through the fully-convolutional network
+    (``vgg_lib.architecture.dense``), its class-score map averaged over the positions, the soft-max
+    posteriors averaged with the mirror image's (``flip``) and over the scales. ``logits``
+    returns the log of the averaged posteriors, so ``evaluate_folder``'s cross-entropy is that of
+    the protocol's prediction. Images differ in size: one image per batch."""
+
+    batchable = False
+
+    def __init__(self, scales=(256, 384, 512), flip=True):
+        scales = (scales,) if isinstance(scales, int) else tuple(scales)
+        if not scales or not all(isinstance(q, int) and not isinstance(q, bool) and q >= 1
+                                 for q in scales):
+            raise ValueError(f"scales={scales!r}: give one or more test scales Q in pixels (whole "
+                             "numbers), e.g. (256, 384, 512) as in the paper's Table 4.")
+        self.scales, self.flip = scales, flip
+
+    def transform(self, image):
+        # the largest scale travels; the smaller ones are resized from it on the device
+        return resize_shorter(image, max(self.scales))
+
+    def logits(self, model, x):
+        from ..architecture.dense import to_fully_convolutional
+
+        converted = to_fully_convolutional(model)
+        posteriors = []
+        for q in self.scales:
+            height, width = x.shape[-2:]
+            size = (q, max(q, round(width * q / height))) if height <= width else \
+                   (max(q, round(height * q / width)), q)
+            scaled = x if (height, width) == size else F.interpolate(
+                x, size=size, mode="bilinear", align_corners=False, antialias=q < min(height, width))
+            # normalising commutes with the resize (both are linear, the weights sum to 1)
+            for view in ((scaled, scaled.flip(3)) if self.flip else (scaled,)):
+                posteriors.append(converted.class_scores(view).float().softmax(1))
+        return torch.stack(posteriors).mean(0).clamp_min(1e-12).log()
+
+    def __repr__(self):
+        return f"DenseMultiScale(Q={list(self.scales)}, flip={self.flip})"
+
+
 def to_model_input(images, alpha, data, device, channels_last):
     """uint8 crops (B, 3, h, w) and colour-shift coefficients (B, 3) -> the normalised float
     batch on ``device``: ``(x / 255 + shift - mean) / std`` with the PCA shift of each image."""
@@ -325,6 +367,15 @@ def fit_folder(model, data, recipe, *, augment=None, device=None, precision="aut
     from .loop import _check_resumable, _progress_bar, lr_factor, make_optimizer, make_train_step
 
     augment = augment or FolderAugment()
+    if recipe.scale_jitter is not None:
+        raise ValueError(f"recipe.scale_jitter={recipe.scale_jitter} is CIFAR's scale jittering; "
+                         "for folders of images set the range in FolderAugment(scale_min=..., "
+                         "scale_max=...) and leave scale_jitter=None.")
+    for member in ("transform", "logits", "batchable"):
+        if protocol is not None and not hasattr(protocol, member):
+            raise TypeError(f"protocol={protocol!r} has no {member!r}: use CentreCrop(...) or "
+                            "DenseMultiScale(...), or an object with transform, logits and "
+                            "batchable.")
     device = torch.device(device or (distributed.device if distributed else "cpu"))
     protocol = protocol or CentreCrop(augment.eval_scale, augment.crop, flip=recipe.tta_flip)
     if resume and checkpoint_path is None:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..device import autocast, default_channels_last, resolve_precision
-from .augment import random_crop_flip
+from .augment import random_crop_flip, random_scale_crop_flip
 from .checkpoint import (CheckpointError, ResumeMismatch, check_checkpoint_folder,
                          check_training_state, load_checkpoint, read_checkpoint, save_checkpoint,
                          TRAINING_STATE_KEYS)
@@ -249,6 +249,14 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         raise ValueError("resume=True needs a checkpoint_path to resume from.")
     if checkpoint_path is not None:
         check_checkpoint_folder(checkpoint_path)
+    if recipe.scale_jitter is not None and recipe.scale_jitter[0] < data.x_train.shape[-1]:
+        raise ValueError(f"scale_jitter={recipe.scale_jitter}: the smallest scale must be at least "
+                         f"the images' {data.x_train.shape[-1]} pixels (the crops keep that size), "
+                         f"e.g. scale_jitter=({data.x_train.shape[-1]}, "
+                         f"{data.x_train.shape[-1] * 3 // 2}).")
+    if recipe.scale_jitter is not None and distributed is not None:
+        raise ValueError("scale_jitter is not implemented for data-parallel runs yet: train in "
+                         "one process, or set scale_jitter=None.")
     device = data.x_train.device
     model.to(device)
     precision = resolve_precision(precision, device)
@@ -320,7 +328,10 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                     images, labels = distributed.local_batch(data, index, recipe, generator)
                 else:
                     images, labels = data.x_train[index], data.y_train[index]
-                    if recipe.augment:
+                    if recipe.augment and recipe.scale_jitter is not None:
+                        images = random_scale_crop_flip(images, *recipe.scale_jitter,
+                                                        generator=generator)
+                    elif recipe.augment:
                         images = random_crop_flip(images, padding=recipe.crop_padding,
                                                   generator=generator)
                 x = data.normalize(images, channels_last=channels_last)

@@ -31,6 +31,10 @@ class TrainConfig:
     crop_padding: int = 4         # zero padding of the random crops, pixels per side
     seed: int = 0                 # weights' initialisation aside: data order and augmentation
     tta_flip: bool = False        # evaluation averages each image's logits with its mirror's
+    scale_jitter: tuple = None    # (S_min, S_max): scale jittering instead of pad-and-crop, each
+                                  # image rescaled to S x S, S drawn from [S_min, S_max], then
+                                  # cropped to its own size (the paper: [256, 512], crops of 224;
+                                  # chapter 9). None: no rescaling
 
     def __post_init__(self):
         problems = []
@@ -59,10 +63,29 @@ class TrainConfig:
             problems.append(f"label_smoothing={self.label_smoothing!r} (below 1)")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer={self.optimizer!r} (one of {', '.join(OPTIMIZERS)})")
+        if isinstance(self.scale_jitter, list):  # read back from JSON
+            object.__setattr__(self, "scale_jitter", tuple(self.scale_jitter))
+        if self.scale_jitter is not None:
+            jitter = self.scale_jitter
+            if not (isinstance(jitter, tuple) and len(jitter) == 2
+                    and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+                            for v in jitter) and jitter[0] <= jitter[1]):
+                problems.append(f"scale_jitter={jitter!r} (None, or a pair of whole numbers "
+                                "(S_min, S_max) with 1 <= S_min <= S_max, e.g. (32, 48))")
+            elif isinstance(self.crop_padding, numbers.Integral) and self.crop_padding != 0:
+                problems.append(f"scale_jitter={jitter!r} with crop_padding={self.crop_padding!r} "
+                                "(both decide the training crop: set crop_padding=0 with scale "
+                                "jittering)")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule={self.schedule!r} (one of {', '.join(SCHEDULES)})")
         if problems:
             raise ValueError("Bad training recipe: " + "; ".join(problems) + ".")
+
+    def __repr__(self):
+        # scale_jitter shows only when set, so recipes without it print as they always have
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if not (f.name == "scale_jitter" and self.scale_jitter is None)]
+        return f"TrainConfig({', '.join(shown)})"
 
     def replace(self, **changes):
         """A copy with ``changes``; an unknown setting is an error that lists the known ones."""
