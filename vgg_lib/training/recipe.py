@@ -81,12 +81,6 @@ class TrainConfig:
         if problems:
             raise ValueError("Bad training recipe: " + "; ".join(problems) + ".")
 
-    def __repr__(self):
-        # scale_jitter shows only when set, so recipes without it print as they always have
-        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
-                 if not (f.name == "scale_jitter" and self.scale_jitter is None)]
-        return f"TrainConfig({', '.join(shown)})"
-
     def replace(self, **changes):
         """A copy with ``changes``; an unknown setting is an error that lists the known ones."""
         unknown = sorted(set(changes) - set(self.field_names()))
