@@ -45,14 +45,19 @@ EFFECTIVE_TFLOPS = {
 GPU_SECONDS_PER_STEP_FLOOR = 0.005
 
 
+def forward_macs(spec, image_size=32):
+    """Multiply-adds of one forward pass of ``spec``'s network on one ``image_size`` image."""
+    from ..measure.counting import config_costs
+
+    return config_costs(spec.config, batch_norm=spec.batch_norm, image_size=image_size,
+                        head=spec.head, num_classes=spec.num_classes, width=spec.width,
+                        in_channels=spec.in_channels).macs
+
+
 def train_flop_per_image(spec, image_size=32):
     """Floating-point operations to train ``spec``'s network on one image: 3 x forward
     multiply-adds x 2."""
-    from ..measure.counting import config_costs
-
-    macs = config_costs(spec.config, batch_norm=spec.batch_norm, image_size=image_size,
-                        head=spec.head, num_classes=spec.num_classes, width=spec.width).macs
-    return 6 * macs
+    return 6 * forward_macs(spec, image_size)
 
 
 def format_seconds(seconds):

@@ -28,6 +28,7 @@ from ..atomic_write import write_atomically
 from .checkpoint import default_checkpoint_dir
 from .data import CIFAR10Data, balanced_subset, data_fingerprint
 from .loop import fit
+from .profiles import forward_macs
 from .recipe import TrainConfig
 from .reproducibility import seed_everything
 from .sweeps import mean_std
@@ -76,15 +77,6 @@ class StudyRun:
         """The result file's stem: label, images per epoch, epochs and seed."""
         images = "all" if self.train_images is None else str(self.train_images)
         return f"{self.label}_{images}img_{self.recipe.epochs}ep_seed{self.seed}"
-
-
-def forward_macs(spec, image_size=32):
-    """Multiply-adds of one forward pass of ``spec``'s network on one ``image_size`` image."""
-    from ..measure.counting import config_costs
-
-    return config_costs(spec.config, batch_norm=spec.batch_norm, image_size=image_size,
-                        head=spec.head, num_classes=spec.num_classes, width=spec.width,
-                        in_channels=spec.in_channels).macs
 
 
 def equal_compute_images(spec, reference, reference_images, batch_size=128, image_size=32):
