@@ -181,3 +181,22 @@ def test_image_folder_dense_evaluation_end_to_end(tmp_path, capsys):
     assert "--eval-scales belongs to --eval-protocol dense" in error_line(capsys)
     assert main([*TINY, "--eval-protocol", "dense"]) == 2
     assert "for folders of images" in error_line(capsys)
+
+
+def test_the_paper_s_shallow_control_trains_from_the_command_line(tmp_path, monkeypatch, capsys):
+    # B-5x5 (chapter 8) is a configuration like the others: --config builds it, the checkpoint
+    # records it, and its convolutions are 5x5
+    from test_distributed import synthetic_npz
+
+    from vgg_lib.training.checkpoint import read_checkpoint
+
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(synthetic_npz(tmp_path / "tiny.npz")))
+    path = tmp_path / "b5x5.pt"
+    arguments = [*TINY, "--config", "B-5x5", "--epochs", "1", "--batch-size", "32",
+                 "--checkpoint", str(path)]
+    assert main(arguments) == 0, capsys.readouterr().err
+    saved = read_checkpoint(path)
+    assert saved["model_spec"]["config"] == "B-5x5"
+    kernels = {tuple(v.shape[2:]) for k, v in saved["model"].items()
+               if k.startswith("features.") and k.endswith(".weight") and v.ndim == 4}
+    assert kernels == {(5, 5)}  # B has two 3x3 layers in every block: each pair is one 5x5

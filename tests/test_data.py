@@ -106,6 +106,10 @@ def test_validation_split_is_balanced_seeded_and_never_trained_on(offline):
     assert not flat(smaller.x_train) & flat(smaller.x_val)
     assert not torch.equal(load_cifar10(device="cpu", validation=20, seed=2).x_val, data.x_val)
     assert "20 validation" in repr(data)
+    # the repr leaves the folders out, so that stored notebook outputs read the same on every
+    # machine; data.source keeps the whole path for error messages
+    assert f"source: offline file .../{offline[0].name})" in repr(data)
+    assert str(offline[0].parent) not in repr(data) and str(offline[0]) in data.source
     assert len(load_cifar10(device="cpu").x_val) == 0  # none unless asked for
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="validation"):

@@ -169,6 +169,10 @@ def test_a_stored_result_of_another_run_is_never_reused(tmp_path):
     # other training images under the same name
     with pytest.raises(StudyMismatch, match="data.sha256"):
         run_study(tiny_runs(seeds=(0,)), random_data(seed=1), tmp_path, progress=False)
+    # the same images read from another folder are the same data: the result is reused
+    moved = random_data()
+    moved.source = "offline file /elsewhere/cifar10-full.npz"
+    assert run_study(tiny_runs(seeds=(0,)), moved, tmp_path, progress=False)[0].reused
     # another model: width
     wider = [StudyRun("A", TINY.replace(width=0.125), RECIPE.replace(seed=0))]
     with pytest.raises(StudyMismatch, match="model.width"):

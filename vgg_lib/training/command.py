@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..architecture.configs import CONFIGS
+from ..architecture.configs import CONFIGS, CONTROLS
 from ..architecture.spec import HEADS
 from ..atomic_write import write_atomically
 from ..device import PRECISIONS, choose_device
@@ -85,15 +85,19 @@ def build_parser():
     model.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                        help="starting point for every setting (default: $VGG_PROFILE, else full "
                             "with a CUDA GPU and quick without)")
-    model.add_argument("--config", choices=sorted(CONFIGS), default=None,
-                       help="Table 1 column: A (VGG-11) ... D (VGG-16), E (VGG-19)")
+    model.add_argument("--config", choices=[*CONFIGS, *CONTROLS], default=None,
+                       help="Table 1 column: A (VGG-11) ... D (VGG-16), E (VGG-19); or the "
+                            "paper's shallow control B-5x5 (B with each pair of 3x3 "
+                            "convolutions merged into one 5x5, chapter 8)")
     model.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="BatchNorm after every convolution (not in the paper)")
     model.add_argument("--width", type=_positive_float, default=None,
                        help="channel multiplier: 1 is the paper's width, 0.25 a quarter")
     model.add_argument("--head", choices=HEADS, default=None,
-                       help="imagenet: the paper's three FC layers; compact: global average "
-                            "pooling and one linear layer")
+                       help="imagenet: the paper's three FC layers over a 7x7 map; compact: "
+                            "global average pooling and one linear layer; fc-2x2: the paper's "
+                            "three FC layers over a 2x2 map, the last max-pool dropped (CIFAR's "
+                            "analogue of 7x7, chapter 9)")
     recipe = parser.add_argument_group("the recipe (TrainConfig; default: the profile's)")
     recipe.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training images")
     recipe.add_argument("--batch-size", type=_positive_int, default=None,

@@ -16,6 +16,7 @@ foreign file gives an error that says what is wrong instead of a half-loaded dat
 
 import math
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,9 +87,17 @@ class CIFAR10Data:
                            self.std, self.x_val.to(device), self.y_val.to(device))
 
     def __repr__(self):
+        # The folders are left out (``source`` keeps them): they differ from machine to machine,
+        # and a stored notebook output that prints this must read the same on every one.
         return (f"CIFAR10Data({len(self.x_train):,} train / {len(self.x_val):,} validation / "
                 f"{len(self.x_test):,} test images, {tuple(self.x_train.shape[1:])} uint8 on "
-                f"{self.device}, source: {self.source})")
+                f"{self.device}, source: {without_folders(self.source)})")
+
+
+def without_folders(text):
+    """``text`` with each absolute path shortened to ".../" and its last part:
+    "offline file /work/shared/data/cifar10-full.npz" -> "offline file .../cifar10-full.npz"."""
+    return re.sub(r"(?:[A-Za-z]:)?[\\/][^\s()]*[\\/]", ".../", text)
 
 
 def data_dir():

@@ -128,9 +128,11 @@ def _split_digest(images, labels):
 def run_fingerprint(run, data):
     """Everything that decides what ``run`` computes on ``data``, as plain data: its model,
     recipe and number of training images, and fingerprints of its training, validation and
-    test images. A stored result is reused only when this matches exactly."""
+    test images. A stored result is reused only when this matches exactly. Where the images
+    were read from is left out: the same file moved to another folder is the same data."""
+    training = {k: v for k, v in data_fingerprint(data).items() if k != "source"}
     return {"label": run.label, "model": run.spec.to_dict(), "recipe": run.recipe.to_dict(),
-            "train_images": run.train_images, "data": data_fingerprint(data),
+            "train_images": run.train_images, "data": training,
             "validation": {"images": len(data.x_val), "sha256": _split_digest(data.x_val, data.y_val)},
             "test": {"images": len(data.x_test), "sha256": _split_digest(data.x_test, data.y_test)},
             "mean": [float(v) for v in data.mean], "std": [float(v) for v in data.std]}
