@@ -83,3 +83,17 @@ def test_normalize_matches_formula_and_layout():
 def test_normalize_rejects_float_input():
     with pytest.raises(TypeError, match="uint8"):
         normalize(torch.rand(1, 3, 4, 4), (0, 0, 0), (1, 1, 1))
+
+
+def test_channels_last_crops_are_the_same_pixels_in_the_layout_the_network_takes():
+    images = torch.randint(0, 256, (6, 3, 10, 12), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+    top, left, flips = crop_flip_params(len(images), padding=2, generator=generator)
+    plain = apply_crop_flip(images, top, left, flips, padding=2)
+    fast = apply_crop_flip(images, top, left, flips, padding=2, channels_last=True)
+    assert torch.equal(fast, plain) and fast.shape == plain.shape
+    assert fast.is_contiguous(memory_format=torch.channels_last) and plain.is_contiguous()
+    # a channels_last input is read correctly too
+    again = apply_crop_flip(images.contiguous(memory_format=torch.channels_last), top, left, flips,
+                            padding=2)
+    assert torch.equal(again, plain)

@@ -22,30 +22,37 @@ def crop_flip_params(batch_size, padding=4, flip=True, generator=None):
     return offsets[0], offsets[1], flips
 
 
-def apply_crop_flip(images, top, left, flips, padding=4):
+def apply_crop_flip(images, top, left, flips, padding=4, channels_last=False):
     """Crop each image of the zero-padded batch at (top[i], left[i]) and mirror it if flips[i].
 
     ``images``: (B, C, H, W) of any dtype; the result has the same shape, dtype and device.
+    ``channels_last=True`` gathers the pixels in (B, H, W, C) order, so that the result comes
+    out in the channels_last memory format the training loop feeds the network with, and no
+    second pass over the batch is needed to convert it (same values either way).
     """
     batch, channels, height, width = images.shape
     device = images.device
     top, left, flips = top.to(device), left.to(device), flips.to(device)
-    padded = F.pad(images, (padding, padding, padding, padding))
+    padded = F.pad(images.contiguous(), (padding, padding, padding, padding))
     padded_height, padded_width = height + 2 * padding, width + 2 * padding
     rows = top[:, None] + torch.arange(height, device=device)                       # (B, H)
     columns = torch.arange(width, device=device)
     columns = torch.where(flips[:, None], width - 1 - columns, columns) + left[:, None]  # (B, W)
     # position of every output pixel inside its flattened padded image, then one gather
     pixel = rows[:, :, None] * padded_width + columns[:, None, :]                   # (B, H, W)
-    channel = torch.arange(channels, device=device).view(1, -1, 1, 1) * (padded_height * padded_width)
-    index = (channel + pixel[:, None]).view(batch, -1)
+    channel = torch.arange(channels, device=device) * (padded_height * padded_width)
+    if channels_last:
+        index = (pixel[:, :, :, None] + channel).view(batch, -1)                    # (B, H*W*C)
+        crops = padded.view(batch, -1).gather(1, index)
+        return crops.view(batch, height, width, channels).permute(0, 3, 1, 2)
+    index = (channel.view(1, -1, 1, 1) + pixel[:, None]).view(batch, -1)            # (B, C*H*W)
     return padded.view(batch, -1).gather(1, index).view(batch, channels, height, width)
 
 
-def random_crop_flip(images, padding=4, flip=True, generator=None):
+def random_crop_flip(images, padding=4, flip=True, generator=None, channels_last=False):
     """Pad-and-crop plus horizontal flip for a whole (B, C, H, W) batch, on its own device."""
     top, left, flips = crop_flip_params(len(images), padding, flip, generator)
-    return apply_crop_flip(images, top, left, flips, padding)
+    return apply_crop_flip(images, top, left, flips, padding, channels_last=channels_last)
 
 
 @lru_cache(maxsize=16)

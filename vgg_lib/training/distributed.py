@@ -97,12 +97,12 @@ class Distributed:
             top, left, flips = crop_flip_params(len(index), padding=recipe.crop_padding,
                                                 generator=generator)
             index, top, left, flips = self.shard(index, top, left, flips)
-            images = apply_crop_flip(data.x_train[index], top, left, flips,
+            images = apply_crop_flip(data.x_train.index_select(0, index), top, left, flips,
                                      padding=recipe.crop_padding)
         else:
             (index,) = self.shard(index)
-            images = data.x_train[index]
-        return images, data.y_train[index]
+            images = data.x_train.index_select(0, index)
+        return images, data.y_train.index_select(0, index)
 
     # --- numbers every rank agrees on -----------------------------------------------------
     def _all_reduce(self, tensor, op):
