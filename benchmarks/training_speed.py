@@ -27,11 +27,10 @@ import time
 import numpy as np
 import torch
 
-from vgg_lib.training.augment import random_crop_flip
 from vgg_lib.training.data import CIFAR10Data, DataError, load_cifar10
 from vgg_lib.training.profiles import get_profile, train_flop_per_image
 from vgg_lib.training.reproducibility import seed_everything
-from vgg_lib.training.loop import fit, resolve_precision
+from vgg_lib.training.loop import fit, resolve_precision, training_batch
 
 
 def parse_args(argv=None):
@@ -153,16 +152,18 @@ def time_pil_batches(loader, batches, device):
     return rates(images, clock)
 
 
-def time_our_augmentation(data, batch_size, batches, channels_last):
+def time_our_augmentation(data, recipe, batch_size, batches, channels_last):
+    """The training loop's own data path (``loop.training_batch``: pick the images, crop, flip,
+    normalise), with the PIL side's crop: 4 pixels of padding."""
+    recipe = recipe.replace(augment=True, crop_padding=4, scale_jitter=None)
     generator = torch.Generator().manual_seed(0)
     n = len(data.x_train)
-    random_crop_flip(data.x_train[:batch_size], generator=generator)
+    draw = lambda: torch.randint(0, n, (batch_size,), generator=generator).to(data.device)  # noqa: E731
+    training_batch(data, draw(), recipe, generator, channels_last)
     sync(data.device)
     with Clock() as clock:
         for _ in range(batches):
-            index = torch.randint(0, n, (batch_size,), generator=generator).to(data.device)
-            x = data.normalize(random_crop_flip(data.x_train[index], generator=generator),
-                               channels_last=channels_last)
+            x, _ = training_batch(data, draw(), recipe, generator, channels_last)
         sync(data.device)
     return rates(batches * batch_size, clock)
 
@@ -202,10 +203,16 @@ def time_our_loop(profile, data, batch_size, steps, warmup):
     return rates(steps * batch_size, clock)
 
 
-def matmul_gflops(device, n, repeats=5):
-    """(GFLOP per wall-clock second, GFLOP per CPU-second) of an n x n fp32 matmul, best of 5."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def matmul_gflops(device, n, precision="fp32", repeats=5):
+    """(GFLOP per wall-clock second, GFLOP per CPU-second) of an n x n matmul at ``precision``
+    (the training loop's: bf16 on a CPU with AMX, where an fp32 matmul would be the
+    wrong yardstick), best of 5."""
+    dtype = MATMUL_DTYPES[precision]
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     a @ b
     sync(device)
     best_wall = best_cpu = float("inf")
@@ -234,7 +241,8 @@ def main(argv=None):
     print(f"batch size {batch_size}, {args.steps} timed steps after {args.warmup} warm-up steps\n")
 
     loader = pil_loader(data, batch_size, args.workers)
-    ours_aug = time_our_augmentation(data, batch_size, args.augment_batches, channels_last=True)
+    ours_aug = time_our_augmentation(data, profile.recipe, batch_size, args.augment_batches,
+                                     channels_last=True)
     pil_aug = time_pil_batches(loader, args.augment_batches, device)
     header = f"  {'':<44}{'per second':>12}{'per CPU-s':>12}"
     print("augmentation only (crop + flip + normalise), images:")
@@ -255,14 +263,19 @@ def main(argv=None):
 
     flop = train_flop_per_image(profile.model)
     n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
-    matmul = matmul_gflops(device, n)
+    # The yardstick is a matmul at the loop's own precision; an fp32 one is shown beside it
+    # when the loop runs in another (on a bf16 CPU, fp32 is not the rate the loop could reach).
+    matmul = matmul_gflops(device, n, precision)
     effective = [rate * flop / 1e9 for rate in ours]
     print(f"compute: {flop / 1e6:,.1f} MFLOP to train on one image (6 x multiply-adds), GFLOP:")
     print(header)
-    print(f"  {'our loop, effective':<44}{effective[0]:12,.1f}{effective[1]:12,.1f}")
-    print(f"  {f'{n}x{n} fp32 matmul':<44}{matmul[0]:12,.1f}{matmul[1]:12,.1f}")
+    print(f"  {f'our loop, effective ({precision})':<44}{effective[0]:12,.1f}{effective[1]:12,.1f}")
+    print(f"  {f'{n}x{n} {precision} matmul':<44}{matmul[0]:12,.1f}{matmul[1]:12,.1f}")
     print(f"  {'share of the matmul rate':<44}{effective[0] / matmul[0]:12,.1%}"
           f"{effective[1] / matmul[1]:12,.1%}")
+    if precision != "fp32":
+        fp32 = matmul_gflops(device, n, "fp32")
+        print(f"  {f'{n}x{n} fp32 matmul (for comparison)':<44}{fp32[0]:12,.1f}{fp32[1]:12,.1f}")
     return dict(augment_ours=ours_aug, augment_pil=pil_aug, loop_ours=ours, loop_baseline=baseline,
                 effective_gflops=effective, matmul_gflops=matmul)
 

@@ -37,19 +37,22 @@ def cpu_flags():
 
 
 def cpu_has_native_bf16():
-    """True when the CPU computes in bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm).
+    """True when bf16 training beats fp32 on this CPU: AMX on x86 (``amx_bf16``), BF16 on Arm.
 
-    Without it, PyTorch emulates bf16: on this book's AVX2 test machine (AMD EPYC, 2 cores) a
-    training step of a quarter-width VGG-16-BN ran at 56 images/s under bf16 autocast against
-    620 images/s in fp32."""
+    Without native bf16, PyTorch emulates it: on this book's AVX2 test machine (AMD EPYC, 2
+    cores) a training step of a quarter-width VGG-16-BN ran at 56 images/s under bf16 autocast
+    against 620 images/s in fp32. AVX512-BF16 alone (``avx512_bf16`` without AMX) is not
+    enough: on a 2-core Intel Xeon with it, bf16 autocast trained VGG-16-BN at widths 1/4, 1/2
+    and 1 at 759/173/64 images/s against 869/236/75 in fp32, and its 2048x2048 bf16 matmul ran
+    at about half the fp32 rate (benchmarks/training_speed.py)."""
     flags = cpu_flags()
-    return bool({"avx512_bf16", "amx_bf16", "bf16"} & flags)
+    return bool({"amx_bf16", "bf16"} & flags)
 
 
 def resolve_precision(precision, device):
     """Turn "auto" into what runs fastest on ``device``: bf16 on GPUs that support it, fp16
-    (with loss scaling) on older GPUs such as the T4, bf16 on CPUs with native bf16 arithmetic
-    (``cpu_has_native_bf16``), else fp32: emulated bf16 is many times slower than fp32."""
+    (with loss scaling) on older GPUs such as the T4, bf16 on CPUs where it is faster
+    (``cpu_has_native_bf16``: AMX), else fp32: emulated bf16 is many times slower than fp32."""
     device = torch.device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}.")

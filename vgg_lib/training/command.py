@@ -151,7 +151,7 @@ def build_parser():
                         help="no progress bar")
     speed = parser.add_argument_group("speed (does not change what is computed)")
     speed.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="auto: bf16 or fp16 on GPUs, bf16 on CPUs with native bf16, else fp32")
+                       help="auto: bf16 or fp16 on GPUs, bf16 on CPUs with AMX, else fp32")
     speed.add_argument("--device", default=None,
                        help="cpu, cuda, mps (default: the fastest; under torchrun cuda:LOCAL_RANK)")
     speed.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
