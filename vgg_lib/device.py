@@ -43,8 +43,9 @@ def cpu_has_native_bf16():
     cores) a training step of a quarter-width VGG-16-BN ran at 56 images/s under bf16 autocast
     against 620 images/s in fp32. AVX512-BF16 alone (``avx512_bf16`` without AMX) is not
     enough: on a 2-core Intel Xeon with it, bf16 autocast trained VGG-16-BN at widths 1/4, 1/2
-    and 1 at 759/173/64 images/s against 869/236/75 in fp32, and its 2048x2048 bf16 matmul ran
-    at about half the fp32 rate (benchmarks/training_speed.py)."""
+    and 1 at 759/173/64 images/s against 869/236/75 in fp32 (5 steps of batch 64 each, side by
+    side; 13-32% slower over two passes), the quick profile's loop at 1,489 against 1,714, and
+    a 2048x2048 bf16 matmul ran at 49-73% of the fp32 rate (benchmarks/training_speed.py)."""
     flags = cpu_flags()
     return bool({"amx_bf16", "bf16"} & flags)
 
