@@ -1,11 +1,15 @@
 """Where and in what precision the book's code runs: one module for the device and the precision.
 
 ``choose_device()`` picks a CUDA GPU, else Apple's MPS, else the CPU; ``resolve_precision`` turns
-"auto" into what runs fastest on a device; ``autocast`` is the matching context manager.
+"auto" into what runs fastest on a device; ``autocast`` is the matching context manager;
+``machine()`` describes the computer, as run records and the execution stamps note it.
 """
 
+import os
+import platform
 from contextlib import nullcontext
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -22,7 +26,6 @@ def choose_device():
     return torch.device("cpu")
 
 
-
 @lru_cache(maxsize=1)
 def cpu_flags():
     """The CPU feature flags Linux reports (empty elsewhere)."""
@@ -34,6 +37,29 @@ def cpu_flags():
     except OSError:
         pass
     return frozenset()
+
+
+# The CPU features that decide how fast training runs here (and which precision "auto" picks).
+RECORDED_FLAGS = ("avx2", "avx512_bf16", "amx_bf16")
+
+
+def cpu_model():
+    """The CPU's model name (Linux), else what ``platform`` knows, else "not recorded"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "not recorded"
+
+
+def machine():
+    """This computer as a run record notes it: CPU model, cores, the CPU features of
+    ``RECORDED_FLAGS`` it has, and the GPU (None without one)."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
+            "flags": [flag for flag in RECORDED_FLAGS if flag in cpu_flags()], "gpu": gpu}
 
 
 def cpu_has_native_bf16():

@@ -10,7 +10,7 @@ so the registry is complete whenever it is used; this module imports none of the
 from dataclasses import dataclass
 from typing import Callable
 
-KINDS = ("integer", "number", "fraction")
+ANSWER_KINDS = ("integer", "number", "fraction")
 
 
 @dataclass
@@ -29,8 +29,8 @@ class Exercise:
     abs_tol: float = 0.0
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"Exercise {self.id!r}: kind must be one of {KINDS}, not {self.kind!r}.")
+        if self.kind not in ANSWER_KINDS:
+            raise ValueError(f"Exercise {self.id!r}: kind must be one of {ANSWER_KINDS}, not {self.kind!r}.")
         if not callable(self.expected):
             raise TypeError(f"Exercise {self.id!r}: expected must be a function that computes the answer "
                             f"(e.g. lambda: count_parameters(vgg('D'))), not a typed-in value.")

@@ -7,7 +7,7 @@ from ..architecture.dense import score_map_size, to_fully_convolutional
 from ..architecture.model import vgg
 from ..measure.counting import costs
 from ..measure.receptive_field import receptive_field
-from ..training.protocols import CHAPTER_SPEC
+from ..experiments.test_protocol import CHAPTER_SPEC
 
 
 def _vgg16_macs(size):

@@ -1,37 +1,24 @@
 """The same training run repeated over learning rates and seeds, and summarised with its spread.
 
 One seed is an anecdote: two runs that differ only in their seed can end several points apart.
-``train_grid`` trains a fresh model for every (learning rate, seed) pair, ``summarise`` turns the
-runs into mean and standard deviation per learning rate, and ``format_table`` prints them as
-plain, deterministic text.
+``train_grid`` trains a fresh model for every (learning rate, seed) pair, a use of the study
+engine (``vgg_lib.experiments.studies``); ``summarise`` turns the runs into mean and standard
+deviation per learning rate, and ``format_sweep_table`` prints them as plain, deterministic text.
 """
 
 import math
 from dataclasses import dataclass
 
 from ..tables import text_table
-from .diagnostics import TrainingProbe
-from .reproducibility import seed_everything
-from .loop import fit
-
-
-@dataclass
-class Run:
-    label: str
-    lr: float
-    seed: int
-    history: object
-    model: object = None
-    probe: object = None
-
-    @property
-    def diverged(self):
-        return self.history.diverged
+from ..training.recipe import TrainConfig
+from .statistics import mean_std, plus_minus
+from .studies import StudyRun, run_study
 
 
 def train_grid(build, data, label, lrs, seeds, recipe=None, probe_steps=None, keep_models=True,
                log=print, **fit_options):
-    """Train ``build(seed)`` once per learning rate in ``lrs`` and seed in ``seeds``; a list of ``Run``.
+    """Train ``build(seed)`` once per learning rate in ``lrs`` and seed in ``seeds``; a list of
+    ``RunResult`` (label, lr, seed, history, model, probe), in that order.
 
     ``build(seed)`` returns a fresh model; it runs right after ``seed_everything(seed)``, so each
     seed starts from its own initial weights and the same seed always from the same ones (the
@@ -39,41 +26,19 @@ def train_grid(build, data, label, lrs, seeds, recipe=None, probe_steps=None, ke
     ``probe_steps``: record activation and gradient statistics (a ``TrainingProbe``) at these
     steps in the runs of the first seed. ``log`` gets one line per run (``None``: silent).
     Every run follows ``recipe`` (a ``TrainConfig``; the default one when None) with its own
-    learning rate and seed. The other keyword arguments go to ``fit`` (``progress`` defaults to
-    False here).
+    learning rate and seed; keyword arguments named like its fields change it, the others go
+    to ``fit``. Nothing is stored: ``run_study`` with a folder keeps records.
     """
     if not lrs or not seeds:
         raise ValueError("Give at least one learning rate and one seed.")
-    fit_options.setdefault("progress", False)
-    runs = []
-    for lr in lrs:
-        for seed in seeds:
-            seed_everything(seed)
-            model = build(seed)
-            probe = None
-            if probe_steps is not None and seed == seeds[0]:
-                probe = TrainingProbe(model, steps=probe_steps)
-                with probe:
-                    history = fit(model, data, recipe, lr=lr, seed=seed, step_callback=probe,
-                                  **fit_options)
-            else:
-                history = fit(model, data, recipe, lr=lr, seed=seed, **fit_options)
-            run = Run(label, lr, seed, history, model if keep_models else None, probe)
-            runs.append(run)
-            if log is not None:
-                log(f"{label:>12}  lr {lr:<6g} seed {seed}:  {history.status}")
-    return runs
-
-
-def mean_std(values):
-    """Mean and sample standard deviation (n - 1 in the denominator; 0 for a single value)."""
-    values = list(values)
-    if not values:
-        return math.nan, math.nan
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    fit_options.pop("progress", None)  # one run after the other, no bar (the log says each)
+    changes = {k: fit_options.pop(k) for k in list(fit_options) if k in TrainConfig.field_names()}
+    recipe = (recipe or TrainConfig()).replace(**changes)
+    runs = [StudyRun(label, None, recipe.replace(lr=lr, seed=seed), build=build,
+                     probe_steps=probe_steps if seed == seeds[0] else None)
+            for lr in lrs for seed in seeds]
+    return run_study(runs, data, None, progress=False, keep_models=keep_models, log=log,
+                     **fit_options)
 
 
 def first_step_below(history, threshold, window=8):
@@ -137,25 +102,20 @@ def summarise(runs, loss_below=None, window=8):
     return summaries
 
 
-def _percent(mean_and_std):
-    mean, std = mean_and_std
-    return "-" if math.isnan(mean) else f"{100 * mean:5.1f} ± {100 * std:4.1f}"
-
-
 def _steps(below):
     """"12 / 40 / never": the runs' steps, smallest first."""
     found = sorted(step for step in below if step is not None)
     return " / ".join([str(step) for step in found] + ["never"] * (len(below) - len(found)))
 
 
-def format_table(summaries, title=None):
+def format_sweep_table(summaries, title=None):
     """Plain-text table: model, learning rate, validation and test accuracy (%) at the end of the
     runs, diverged runs, and, for summaries made with ``loss_below``, the step at which each
     run's loss got below it."""
     header = ["model", "lr", "val acc. %", "test acc. %", "diverged"]
     def accuracy(values, summary):
         if values:
-            return _percent(mean_std(values))
+            return plus_minus(values, widths=(5, 4))
         return "diverged" if summary.diverged == summary.runs else "-"
 
     rows = [[s.label, f"{s.lr:g}", accuracy(s.val, s), accuracy(s.test, s), f"{s.diverged}/{s.runs}"]
