@@ -12,9 +12,9 @@ endif
 export PYTHONHASHSEED := 0
 # The stored chapter outputs are those of the quick profile (see book/running.md); testing or
 # re-executing them with another profile, or a GPU's default, would compare different runs.
-test notebooks: export VGG_PROFILE := quick
+test test-fast notebooks: export VGG_PROFILE := quick
 
-.PHONY: install chromium book test notebooks colab-today
+.PHONY: install chromium book test test-fast notebooks colab-today
 
 install:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements.txt
@@ -37,6 +37,11 @@ chromium:
 # built site checked in a headless browser.
 test: install chromium
 	$(PYTHON) -m pytest
+
+# The unit tests only, for the inner loop while changing vgg_lib (no nbval, no book build, no
+# browser, no torchrun launches or sandboxed grading: see the markers in pyproject.toml).
+test-fast:
+	$(PYTHON) -m pytest tests -m "not notebooks and not book and not browser and not slow"
 
 # Re-execute chapters top to bottom and store their outputs (maintainers, before committing); stamp each
 # with profile, machine and versions (progress bars to text, unused widget state dropped) and refresh

@@ -1,4 +1,10 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and the kinds of tests (pytest markers, registered in pyproject.toml).
+
+A test's kind decides when it runs: ``make test-fast`` runs the unit tests only, leaving out
+``notebooks`` (nbval re-executing the chapters), ``book`` (the site build and checks of the built
+book), ``browser`` (the built site in headless Chromium) and ``slow`` (tests of a minute or more:
+torchrun launches, the Colab stand-in, sandboxed grading). Whole files get their kind here, in one
+table; single slow tests carry ``@pytest.mark.slow`` where they are."""
 
 import os
 import shutil
@@ -10,6 +16,23 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+FILE_KINDS = {
+    "test_book_build.py": ("book", "slow"),
+    "test_site_browser.py": ("book", "browser", "slow"),
+    "test_colab_standin.py": ("slow",),
+    "test_grade_isolation.py": ("slow",),
+    "test_distributed.py": ("slow",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)
+            item.add_marker(pytest.mark.slow)
+        for kind in FILE_KINDS.get(path.name, ()):
+            item.add_marker(getattr(pytest.mark, kind))
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +52,37 @@ def environment_is_left_as_found(request):
 
 
 @pytest.fixture
+def registered_exercises():
+    """``add(*exercises)`` registers exercises for one test; they are removed afterwards."""
+    from vgg_lib.exercises import register, registry
+
+    added = []
+
+    def add(*exercises):
+        register(*exercises)
+        added.extend(exercise.id for exercise in exercises)
+        return [exercise.id for exercise in exercises]
+
+    yield add
+    for exercise_id in added:
+        registry._REGISTRY.pop(exercise_id, None)
+
+
+@pytest.fixture
+def no_hooks_left():
+    """``check(model)``: True when no module of ``model`` keeps a forward, forward-pre or
+    backward hook (every capture and probe of the package removes its hooks again)."""
+    def check(model):
+        return all(not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+                        or m._backward_pre_hooks) for m in model.modules())
+
+    return check
+
+
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """Tiny models run faster on one thread, and much faster on a busy machine."""
+    """Tiny models run faster on one thread, and much faster on a busy machine: the whole session
+    runs on one (a test that needs more sets them itself, and restores them)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

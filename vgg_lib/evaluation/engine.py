@@ -43,18 +43,20 @@ def evaluate(model, data, split="test", *, protocol=None, tta_flip=False, batch_
     protocol = protocol or centre_crop(flip=tta_flip)
     (result,) = evaluate_protocols(model, data, [protocol], split, batch_size=batch_size,
                                    precision=precision, channels_last=channels_last,
-                                   progress=False, workers=workers, distributed=distributed).values()
+                                   progress=False, workers=workers, distributed=distributed,
+                                   count_macs=False).values()
     return result.loss, result.accuracy
 
 
 @torch.no_grad()
 def evaluate_protocols(model, data, protocols, split="test", *, batch_size=250, limit=None,
                        precision="auto", channels_last=None, progress=True, workers=2,
-                       distributed=None):
+                       distributed=None, count_macs=True):
     """{protocol name: ``ProtocolResult``} of ``model`` on the split ``split`` of ``data`` (a
     ``CIFAR10Data`` or a ``FolderData``). ``limit`` evaluates only the split's first ``limit``
     images (say so when you report). ``distributed``: each process evaluates every N-th image
-    with rank 0's BatchNorm statistics, and the sums are combined."""
+    with rank 0's BatchNorm statistics, and the sums are combined. ``count_macs``: each result
+    gives the multiply-adds its protocol spends per image (square images only)."""
     protocols = list(protocols)
     names = [p.name for p in protocols]
     if not all(isinstance(p, Protocol) for p in protocols):
@@ -74,7 +76,7 @@ def evaluate_protocols(model, data, protocols, split="test", *, batch_size=250, 
     shard = (distributed.rank, distributed.world_size) if distributed is not None else None
     batches = data.evaluation_batches(split, batch_size, prepare=prepare, workers=workers,
                                       shard=shard, limit=limit)
-    converted = None
+    network = Networks(model, channels_last)
     totals = {name: [torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)]
               for name in names}
     count = 0
@@ -84,19 +86,9 @@ def evaluate_protocols(model, data, protocols, split="test", *, batch_size=250, 
     try:
         with distributed.main_buffers(model) if distributed is not None else nullcontext():
             for images, labels in batches:
-                height, width = images.shape[-2:]
-                by_window, computed = {}, {}
-                for view in views:
-                    window = views_on_device.get(view, view).window(height, width)
-                    if window not in by_window:
-                        x = data.normalize(window.cut(images), channels_last=channels_last)
-                        native = window.native(height, width)
-                        if not native and converted is None:
-                            converted = to_fully_convolutional(model).eval()
-                        with autocast(device, precision):
-                            scores = model(x) if native else converted.class_scores(x)
-                        by_window[window] = scores.float().log_softmax(1)
-                    computed[view] = by_window[window]
+                computed = network.log_posteriors(
+                    images, views, lambda x: data.normalize(x, channels_last=channels_last),
+                    device, precision, views_on_device)
                 for protocol in protocols:
                     log_posteriors = combine(protocol, computed)
                     totals[protocol.name][0] += F.nll_loss(log_posteriors, labels, reduction="sum")
@@ -114,11 +106,49 @@ def evaluate_protocols(model, data, protocols, split="test", *, batch_size=250, 
         images = count
         if distributed is not None:
             loss, correct, images = distributed.sum(loss, correct, count)
-        macs = protocol_macs(protocol, model, data.image_size) if data.image_size else None
+        macs = protocol_macs(protocol, model, data.image_size) if count_macs and data.image_size else None
         results[protocol.name] = ProtocolResult(protocol.name, correct / max(images, 1),
                                                 loss / max(images, 1), macs,
                                                 sum(1 for _ in protocol.views()), images)
     return results
+
+
+class Networks:
+    """The model as built (for views that are the image itself) and, made when first needed, its
+    fully-convolutional version (for every other view; it shares the model's weights)."""
+
+    def __init__(self, model, channels_last=False):
+        self.model, self.converted, self.channels_last = model, None, channels_last
+
+    @torch.no_grad()
+    def log_posteriors(self, images, views, normalize, device, precision, views_on_device=None):
+        """{view: log soft-max posteriors (B, classes)} of a uint8 batch ``images``, each
+        distinct window computed once; ``normalize``: uint8 images -> the network's input."""
+        height, width = images.shape[-2:]
+        by_window, computed = {}, {}
+        for view in views:
+            window = (views_on_device or {}).get(view, view).window(height, width)
+            if window not in by_window:
+                x = normalize(window.cut(images))
+                native = window.native(height, width)
+                if not native and self.converted is None:
+                    self.converted = to_fully_convolutional(self.model).eval()
+                    if self.channels_last:
+                        self.converted.to(memory_format=torch.channels_last)
+                with autocast(device, precision):
+                    scores = self.model(x) if native else self.converted.class_scores(x)
+                by_window[window] = scores.float().log_softmax(1)
+            computed[view] = by_window[window]
+        return computed
+
+
+def protocol_posteriors(model, images, protocols, normalize, precision="fp32"):
+    """{protocol name: soft-max posteriors (B, classes)} of ``model`` (in eval mode) for the
+    uint8 batch ``images`` under each of ``protocols``: a few images evaluated by hand (a
+    photograph, say). ``normalize``: uint8 images -> the model's input."""
+    views = list(dict.fromkeys(v for p in protocols for v in p.views()))
+    computed = Networks(model).log_posteriors(images, views, normalize, images.device, precision)
+    return {p.name: combine(p, computed).exp() for p in protocols}
 
 
 def worker_plan(views):

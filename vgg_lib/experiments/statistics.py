@@ -91,6 +91,13 @@ class Difference:
             return f"{b} better"
         return WITHIN
 
+    @property
+    def spread(self):
+        """Paired only: the sample standard deviation of the seed-by-seed differences."""
+        if self.kind != "paired":
+            raise ValueError("spread is that of seed-by-seed differences: make them with paired().")
+        return std(self.values)
+
     def every_seed(self):
         """Paired differences only: "higher in every seed", "lower in every seed" or "mixed"."""
         if self.kind != "paired":

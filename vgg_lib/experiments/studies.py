@@ -36,7 +36,7 @@ from ..training.recipe import TrainConfig
 from ..training.reproducibility import seed_everything
 from .runs import (NAME, Stopwatch, check_record, final_metrics, identity, make_record, read_record,
                    record_path, write_record)
-from .statistics import mean_std, plus_minus
+from .statistics import mean_std, plus_minus, welch
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,+_-]*")  # a table row's label: "A", "batch norm"
 # fit's options that decide where a run is stored or how it is reported: the study sets them.
@@ -340,6 +340,21 @@ def summarise_study(results, labels=None):
                              [r.seconds for r in members],
                              [r.train_accuracy[-1] for r in finished if r.train_accuracy]))
     return rows
+
+
+def row_of(rows, label):
+    """The ``StudyRow`` labelled ``label`` among ``rows``."""
+    found = [row for row in rows if row.label == label]
+    if len(found) != 1:
+        raise KeyError(f"{len(found)} rows labelled {label!r}; the rows are {', '.join(r.label for r in rows)}.")
+    return found[0]
+
+
+def compare(rows, a, b, which="test"):
+    """Welch's ``Difference`` (``vgg_lib.experiments.statistics``) of rows ``a`` and ``b``
+    (``a`` minus ``b``) in ``which``: "test", "val", "train_accuracy" or "seconds", over the
+    seeds: its ``.value``, ``.error``, ``.t``, ``.verdict(a, b)``, ``.text()``."""
+    return welch(getattr(row_of(rows, a), which), getattr(row_of(rows, b), which))
 
 
 def format_study_table(rows, title=None, paper=None):

@@ -14,7 +14,7 @@ COLORS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:b
 def plot_augmented_copies(original, copies):
     """The uint8 image ``original`` (3, H, W) and its augmented ``copies`` (N, 3, H, W) side by
     side, as a matplotlib Figure (chapters 5 and 9)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # see the module docstring
 
     fig, axes = plt.subplots(1, 1 + len(copies), figsize=(13, 1.9))
     titles = ["original"] + [f"copy {i}" for i in range(1, len(copies) + 1)]
@@ -55,7 +55,7 @@ def plot_learning_curves(runs, smooth=10, colors=None, chance=0.1, title=None):
     """Training loss (per step, smoothed) and validation accuracy (per epoch), one column per learning
     rate, one colour per model label; lines are the mean over seeds, bands the min..max range.
     A run that diverged is marked with a cross where it stopped."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # see the module docstring
 
     lrs = list(dict.fromkeys(r.lr for r in runs))
     labels = list(dict.fromkeys(r.label for r in runs))
@@ -130,7 +130,7 @@ def plot_probes(probes, fields=("pre_std", "grad_norm", "dead_fraction"), steps=
 
     ``steps``: which recorded steps to draw (default: all of them). On the log-scaled rows
     (norms and standard deviations) values of exactly zero are left out."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # see the module docstring
 
     labels = list(probes)
     fig, axes = plt.subplots(len(fields), len(labels), figsize=(4.6 * len(labels), 2.9 * len(fields)),

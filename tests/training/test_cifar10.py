@@ -7,8 +7,9 @@ import pytest
 import torch
 import torchvision
 
-from vgg_lib.training import data as data_module
-from vgg_lib.training.data import DataError, balanced_subset, load_cifar10
+from vgg_lib.training import cifar10 as data_module
+from vgg_lib.training.cifar10 import load_cifar10
+from vgg_lib.training.data import DataError, balanced_subset
 
 
 def fake_arrays(n_train=60, n_test=20, seed=0):
@@ -84,11 +85,11 @@ def test_normalized_training_images_have_zero_mean_unit_std(offline):
 
 
 def test_subsets_are_class_balanced_and_seeded(offline):
-    data = load_cifar10(device="cpu", train_subset=30, test_subset=10, seed=1)
+    data = load_cifar10(device="cpu", train_images=30, test_images=10, seed=1)
     assert torch.bincount(data.y_train, minlength=10).tolist() == [3] * 10
     assert torch.bincount(data.y_test, minlength=10).tolist() == [1] * 10
-    again = load_cifar10(device="cpu", train_subset=30, test_subset=10, seed=1)
-    other = load_cifar10(device="cpu", train_subset=30, test_subset=10, seed=2)
+    again = load_cifar10(device="cpu", train_images=30, test_images=10, seed=1)
+    other = load_cifar10(device="cpu", train_images=30, test_images=10, seed=2)
     assert torch.equal(data.x_train, again.x_train)
     assert not torch.equal(data.x_train, other.x_train)
 
@@ -101,7 +102,7 @@ def test_validation_split_is_balanced_seeded_and_never_trained_on(offline):
     flat = lambda x: {bytes(image.numpy().tobytes()) for image in x}  # noqa: E731
     assert not flat(data.x_train) & flat(data.x_val)  # the images are all distinct in the file
     # the validation split does not depend on how many training images are kept
-    smaller = load_cifar10(device="cpu", validation=20, train_subset=30, seed=1)
+    smaller = load_cifar10(device="cpu", validation=20, train_images=30, seed=1)
     assert torch.equal(smaller.x_val, data.x_val) and len(smaller.x_train) == 30
     assert not flat(smaller.x_train) & flat(smaller.x_val)
     assert not torch.equal(load_cifar10(device="cpu", validation=20, seed=2).x_val, data.x_val)
@@ -270,8 +271,22 @@ def test_class_names_that_do_not_match_the_labels(monkeypatch, tmp_path, classes
 
 def test_the_fingerprint_tells_other_data_apart(offline):
     data = load_cifar10(device="cpu")
-    same = data_module.data_fingerprint(load_cifar10(device="cpu"))
-    assert data_module.data_fingerprint(data) == same and same["train_images"] == 60
-    assert data_module.data_fingerprint(load_cifar10(device="cpu", train_subset=50)) != same
+    same = load_cifar10(device="cpu").fingerprint()
+    assert data.fingerprint() == same and same["train"]["images"] == 60
+    assert load_cifar10(device="cpu", train_images=50).fingerprint() != same
+    assert load_cifar10(device="cpu", validation=10).fingerprint()["val"]["images"] == 10
     data.y_train[:2] = data.y_train[:2].flip(0)
-    assert data_module.data_fingerprint(data)["sha256"] != same["sha256"]
+    assert data.fingerprint()["train"]["sha256"] != same["train"]["sha256"]
+    data.x_test[0, 0, 0, 0] ^= 1  # one bit of one test pixel
+    assert data.fingerprint()["test"]["sha256"] != same["test"]["sha256"]
+    # by content only: the same images read from another folder are the same data
+    data = load_cifar10(device="cpu")
+    data.source = "offline file /elsewhere/cifar10-full.npz"
+    assert data.fingerprint() == same and "elsewhere" not in str(same)
+
+
+@pytest.mark.parametrize("setting, value", [("train_images", 50.5), ("train_images", 0),
+                                            ("test_images", "10"), ("seed", -1), ("train_images", True)])
+def test_a_subset_that_is_no_whole_number_is_named(offline, setting, value):
+    with pytest.raises(ValueError, match=rf"{setting}={value!r}: use a whole number"):
+        load_cifar10(device="cpu", **{setting: value})

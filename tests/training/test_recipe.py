@@ -2,13 +2,16 @@
 are made, stored in every checkpoint, and used to rebuild a model or refuse a resume."""
 
 import math
+from dataclasses import fields
 
 import pytest
 import torch
 
 from vgg_lib import ModelSpec, TrainConfig, count_parameters, fit, vgg
 from vgg_lib.training.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from vgg_lib.training.loop import make_optimizer
 from vgg_lib.training.profiles import get_profile
+from vgg_lib.training.recipe import PAPER_IMAGENET_AUGMENTATION
 
 
 def test_a_spec_builds_what_vgg_builds_and_travels_on_the_model():
@@ -45,9 +48,25 @@ def test_a_bad_recipe_is_refused_before_any_training(changes, message):
         TrainConfig(**changes)
 
 
-def test_the_optimiser_follows_the_recipe_and_decays_weights_only():
-    from vgg_lib.training.loop import make_optimizer
+def test_the_paper_s_imagenet_augmentation_is_recipe_fields_checked_together():
+    recipe = TrainConfig(**PAPER_IMAGENET_AUGMENTATION)
+    assert (recipe.scale_jitter, recipe.crop, recipe.colour_shift, recipe.eval_scale) == ((256, 512), 224, 0.1, 384)
+    assert TrainConfig.from_dict(recipe.to_dict()) == recipe  # a checkpoint's recipe reads back
+    for changes, message in ((dict(crop=0), "crop=0"), (dict(eval_scale=2.5), "eval_scale=2.5"),
+                             (dict(colour_shift=-0.1), "colour_shift=-0.1"),
+                             (dict(PAPER_IMAGENET_AUGMENTATION, crop=300), r"S_min >= 300"),
+                             (dict(crop=224, eval_scale=200), "eval_scale >= crop")):
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(**changes)
 
+
+def test_every_setting_documents_itself_for_the_command_line():
+    for settings in (TrainConfig, ModelSpec):
+        for field in fields(settings):
+            assert len(field.metadata.get("help", "")) > 10, (settings.__name__, field.name)
+
+
+def test_the_optimiser_follows_the_recipe_and_decays_weights_only():
     model = vgg("A", batch_norm=True, head="compact", num_classes=10, width=1 / 16)
     sgd = make_optimizer(model, TrainConfig(lr=0.2, momentum=0.8, nesterov=True, weight_decay=1e-3))
     adam = make_optimizer(model, TrainConfig(optimizer="adam", lr=1e-3, weight_decay=5e-4))
@@ -83,7 +102,7 @@ def test_profiles_are_a_spec_a_recipe_and_their_data():
     quick = get_profile("quick", device="cpu")
     assert isinstance(quick.model, ModelSpec) and isinstance(quick.recipe, TrainConfig)
     assert quick.build_model().spec == quick.model
-    assert set(quick.data_kwargs()) == {"device", "train_subset", "test_subset", "validation"}
+    assert set(quick.data_kwargs()) == {"device", "train_images", "test_images", "validation"}
 
 
 def test_load_model_rebuilds_from_the_stored_spec(tmp_path):
@@ -111,3 +130,13 @@ def test_a_checkpoint_of_an_unknown_format_is_refused(tmp_path):
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match="format 'vgg_lib.checkpoint/99'"):
         read_checkpoint(path)
+
+
+def test_recipe_scale_jitter_is_checked_and_round_trips():
+    recipe = TrainConfig(scale_jitter=(32, 48), crop_padding=0)
+    assert TrainConfig.from_dict(recipe.to_dict()) == recipe
+    assert TrainConfig.from_dict({**recipe.to_dict(), "scale_jitter": [32, 48]}) == recipe
+    with pytest.raises(ValueError, match=r"scale_jitter=\(48, 32\)"):
+        TrainConfig(scale_jitter=(48, 32), crop_padding=0)
+    with pytest.raises(ValueError, match="set crop_padding=0"):
+        TrainConfig(scale_jitter=(32, 48))

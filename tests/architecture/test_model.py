@@ -10,7 +10,7 @@ import torchvision
 import vgg_lib
 from vgg_lib import count_parameters, vgg
 from vgg_lib.architecture import configs
-from vgg_lib.architecture.spec import ModelSpec
+from vgg_lib.architecture.model import ModelSpec
 
 TORCHVISION_BUILDERS = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 

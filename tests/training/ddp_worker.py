@@ -1,11 +1,11 @@
-"""Run by tests/test_distributed.py under torchrun (2 processes, gloo): ``vgg_lib.train`` in
+"""Run by tests/training/test_distributed.py under torchrun (2 processes, gloo): ``vgg_lib.train`` in
 scenarios that need a hook inside the run. Not a test module (pytest collects test_*.py only).
 
-    python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp_worker.py \
+    python -m torch.distributed.run --standalone --nproc_per_node=2 tests/training/ddp_worker.py \
         SCENARIO OUT_DIR STEP -- <vgg_lib.train arguments>
 
-runs:   the run without batch norm, then the one with it, in one process group (setup() reuses
-        it); every rank saves its final state dict as OUT_DIR/<name>-rank<r>.pt
+runs:   the run without batch norm, the one with it, and one with scale jittering, in one process
+        group (setup() reuses it); every rank saves its final state dict as OUT_DIR/<name>-rank<r>.pt
 killed: rank 1 kills itself (SIGKILL) at optimiser step STEP
 hang:   rank 1 stops taking part (sleeps) at step STEP; rank 0 must time out
 """
@@ -19,7 +19,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from vgg_lib.training.command import build_parser, main, run
+from vgg_lib.train import build_parser, main, run
 
 scenario, out, step_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 argv = sys.argv[sys.argv.index("--") + 1:]
@@ -36,8 +36,9 @@ def at_step(action):
 
 if scenario == "runs":
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
-    for name, flag in (("plain", "--no-batch-norm"), ("bn", "--batch-norm")):
-        args = build_parser().parse_args(argv + [flag, "--checkpoint", f"{out}/{name}.pt"])
+    for name, flags in (("plain", ["--no-batch-norm"]), ("bn", ["--batch-norm"]),
+                        ("jitter", ["--no-batch-norm", "--scale-jitter", "32", "40", "--crop-padding", "0"])):
+        args = build_parser().parse_args(argv + flags + ["--checkpoint", f"{out}/{name}.pt"])
         model, history, _ = run(args)
         torch.save(model.state_dict(), f"{out}/{name}-rank{rank}.pt")
     dist.destroy_process_group()

@@ -14,11 +14,12 @@ from torch import nn
 from vgg_lib import vgg
 from vgg_lib.architecture.configs import CONFIGS
 from vgg_lib.measure.gradient_footprint import as_module, gradient_footprint
-from vgg_lib.measure.receptive_field import (Layer, comparison_table, conv_specs, layers_of, min_input_size,
-                                     receptive_field, receptive_fields)
+from vgg_lib.measure.receptive_field import (LayerGeometry, comparison_table, conv_specs, layers_of,
+                                              min_input_size, receptive_field, receptive_fields)
 from vgg_lib.measure.explorers import receptive_field_animation, receptive_field_explorer
+from support import ROOT
 
-SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 
 # ---------------------------------------------------------------- brute force, independent of autograd
@@ -190,7 +191,7 @@ def test_classifier_sees_every_position_of_the_last_map():
 
 def test_padding_moves_units_but_does_not_change_the_field():
     padded = conv_specs(3, 4, pool_every=2)
-    unpadded = [Layer(l.name, l.kind, l.kernel, l.stride, 0, l.dilation) for l in padded]
+    unpadded = [LayerGeometry(l.name, l.kind, l.kernel, l.stride, 0, l.dilation) for l in padded]
     a, b = receptive_fields(padded, 40), receptive_fields(unpadded, 40)
     assert [r.receptive_field for r in a] == [r.receptive_field for r in b]
     assert [r.size for r in a] != [r.size for r in b]

@@ -9,7 +9,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from vgg_lib.teaching import exercises, instructors_page, runtimes
 from vgg_lib.teaching.notebooks import toc_notebooks
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _exercise(label, text, starter=None, solved=True, title=""):
@@ -123,7 +123,7 @@ def test_lead_ins_with_and_without_bold(text, expected):
 
 
 def test_every_exercise_of_the_book_has_a_level_and_a_title():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     found = [e for path in toc_notebooks(root) for e in exercises.read_exercises(path)]
     assert len(found) >= 30
     assert [e.label for e in found if e.level is None] == []

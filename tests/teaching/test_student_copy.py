@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from vgg_lib.teaching import student_copy
 from vgg_lib.teaching.directives import DirectiveError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHAPTERS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 SETUP = """from vgg_lib.exercises import Exercise, check, register

@@ -1,22 +1,19 @@
-"""vgg_lib.training.studies: resumable studies, stored results, the equal-compute budget; and the
-shallow 5x5 control of chapter 8 (configs.CONTROLS)."""
+"""vgg_lib.experiments.studies: the one many-run engine: resumable studies, one run record per
+run, the equal-compute budget."""
 
 import json
 
 import pytest
 import torch
 
-from vgg_lib.architecture import configs
-from vgg_lib.architecture.configs import CONFIGS, CONTROLS, get_config, merge_3x3_pairs
-from vgg_lib.architecture.spec import ModelSpec
-from vgg_lib.measure.counting import config_costs
-from vgg_lib.measure.receptive_field import receptive_fields
-from vgg_lib.training import studies
+from vgg_lib.architecture.model import ModelSpec
+from vgg_lib.experiments import studies
+from vgg_lib.experiments.runs import RecordError
+from vgg_lib.experiments.studies import (StudyRun, equal_compute_images, relabel, run_study,
+                                         summarise_study)
 from vgg_lib.training.data import CIFAR10Data
+from vgg_lib.training.profiles import forward_macs
 from vgg_lib.training.recipe import TrainConfig
-from vgg_lib.training.studies import (DEPTH_STUDY, StudyMismatch, StudyRun, depth_study_plan,
-                                      equal_compute_images, estimate_study_seconds, forward_macs,
-                                      run_study, summarise_study, training_subset)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,48 +35,6 @@ def tiny_runs(seeds=(0, 1, 2)):
     return [StudyRun("A", TINY, RECIPE.replace(seed=s)) for s in seeds]
 
 
-# --- the 5x5 control -------------------------------------------------------------------------------
-
-def test_the_control_is_b_with_each_pair_of_3x3_merged_into_one_5x5():
-    assert CONTROLS["B-5x5"] == [(64, 5), "M", (128, 5), "M", (256, 5), "M", (512, 5), "M",
-                                 (512, 5), "M"]
-    assert configs.weight_layer_count("B-5x5") == configs.weight_layer_count("B") - 5
-
-
-def test_the_six_table_1_columns_stay_six():
-    assert list(CONFIGS) == ["A", "A-LRN", "B", "C", "D", "E"]
-    assert "B-5x5" not in configs.table_1()
-
-
-def test_the_control_is_read_everywhere_a_configuration_is():
-    assert ModelSpec(config="b-5X5").config == "B-5x5"
-    assert get_config("B-5x5") == CONTROLS["B-5x5"]
-    model = ModelSpec(config="B-5x5", width=0.125, head="compact", num_classes=10).build()
-    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
-    assert [c.kernel_size for c in convs] == [(5, 5)] * 5
-    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
-    # 5x5 weights: 25 per input channel and output channel, against 9 + 9 for a pair of 3x3
-    costs, base = config_costs("B-5x5", image_size=32), config_costs("B", image_size=32)
-    first = 3 * 64 * 25 + 64  # conv1_1 of the control: 3 -> 64 channels, 5x5, bias
-    assert costs.conv_parameters - first == sum(25 * cin * cout + cout for cin, cout in
-                                                [(64, 128), (128, 256), (256, 512), (512, 512)])
-    assert costs.conv_macs < base.conv_macs
-
-
-def test_the_control_sees_what_b_sees_at_every_pooling():
-    control = {r.name: r.receptive_field for r in receptive_fields("B-5x5", 224)}
-    b = {r.name: r.receptive_field for r in receptive_fields("B", 224)}
-    assert [control[f"pool{i}"] for i in range(1, 6)] == [b[f"pool{i}"] for i in range(1, 6)]
-
-
-def test_merging_pairs_refuses_what_has_no_pairing():
-    with pytest.raises(ValueError, match="odd number"):
-        merge_3x3_pairs(CONFIGS["A"])
-    with pytest.raises(ValueError, match="LRN"):
-        merge_3x3_pairs(CONFIGS["A-LRN"])
-    assert len(merge_3x3_pairs(CONFIGS["E"])) == len(CONFIGS["E"]) - 8
-
-
 # --- the equal-compute budget ------------------------------------------------------------------------
 
 def test_equal_compute_images_keep_macs_times_images_seen():
@@ -92,37 +47,6 @@ def test_equal_compute_images_keep_macs_times_images_seen():
     assert equal_compute_images(a.replace(config="A-LRN"), a, 8000) == 8000
     with pytest.raises(ValueError, match="reference_images"):
         equal_compute_images(e, a, 0)
-
-
-def test_the_plan_shares_the_runs_both_views_have_in_common():
-    plan = depth_study_plan(DEPTH_STUDY["quick"], 8000)
-    assert len(plan["equal epochs"]) == len(plan["equal compute"]) == 21
-    both = {r.name for r in plan["equal epochs"]} & {r.name for r in plan["equal compute"]}
-    assert {name.split("_")[0] for name in both} == {"A", "A-LRN"}
-    assert len(studies._unique(plan["equal epochs"] + plan["equal compute"])) == 36
-    for run in plan["equal compute"]:
-        if run.train_images is not None:
-            assert run.train_images < 8000
-
-
-def test_the_estimates_are_positive_and_refuse_unmeasured_widths():
-    plan = depth_study_plan(DEPTH_STUDY["quick"], 8000)
-    runs = plan["equal epochs"] + plan["equal compute"]
-    assert estimate_study_seconds(runs, 8000, 2000, 5000, "cpu-1-thread") > 0
-    full = depth_study_plan(DEPTH_STUDY["full"], 45_000)
-    with pytest.raises(ValueError, match="width 0.125"):
-        estimate_study_seconds(full["equal epochs"], 45_000, 5000, 10_000, "cpu-1-thread")
-    assert estimate_study_seconds(full["equal epochs"], 45_000, 5000, 10_000, "t4") > 0
-
-
-def test_training_subsets_are_nested_and_keep_the_normalisation():
-    data = random_data()
-    small, large = training_subset(data, 30), training_subset(data, 60)
-    assert len(small.x_train) == 30 and small.mean == data.mean and small.x_val is data.x_val
-    rows = {bytes(x.numpy()) for x in large.x_train}
-    assert all(bytes(x.numpy()) in rows for x in small.x_train)
-    with pytest.raises(ValueError, match="has 96"):
-        training_subset(data, 200)
 
 
 # --- running, storing, resuming -----------------------------------------------------------------------
@@ -143,7 +67,7 @@ def test_an_interrupted_study_resumes_without_retraining_finished_runs(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         run_study(runs, data, tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [
-        "A_allimg_1ep_seed0.json", "A_allimg_1ep_seed1.json"]
+        "A_allimg_1ep_lr0.05_seed0.json", "A_allimg_1ep_lr0.05_seed1.json"]
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written
     first = {p.name: p.read_text() for p in tmp_path.glob("*.json")}
     results = run_study(runs, data, tmp_path, progress=False)
@@ -153,21 +77,21 @@ def test_an_interrupted_study_resumes_without_retraining_finished_runs(tmp_path,
     again = run_study(runs, data, tmp_path, progress=False)
     assert calls == [0, 1, 2, 2] and all(r.reused for r in again)
     assert [r.test_accuracy for r in again] == [r.test_accuracy for r in results]
-    stored = json.loads((tmp_path / "A_allimg_1ep_seed0.json").read_text())
-    assert stored["result"]["images_seen"] == 96 and len(stored["result"]["val_accuracy"]) == 1
-    assert stored["result"]["macs"] == forward_macs(TINY)
+    stored = json.loads((tmp_path / "A_allimg_1ep_lr0.05_seed0.json").read_text())
+    assert stored["metrics"]["images_seen"] == 96 and len(stored["metrics"]["val_accuracy"]) == 1
+    assert stored["metrics"]["macs"] == forward_macs(TINY) and stored["seed"] == 0
 
 
 def test_a_stored_result_of_another_run_is_never_reused(tmp_path):
     data = random_data()
     run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False)
-    path = tmp_path / "A_allimg_1ep_seed0.json"
-    # the same name, another recipe: the file was written with lr 0.05
-    other = [StudyRun("A", TINY, RECIPE.replace(lr=0.1, seed=0))]
-    with pytest.raises(StudyMismatch, match=r"recipe.lr: stored 0.05 vs now 0.1"):
+    path = tmp_path / "A_allimg_1ep_lr0.05_seed0.json"
+    # the same name, another recipe: the file was written with momentum 0.9
+    other = [StudyRun("A", TINY, RECIPE.replace(momentum=0.8, seed=0))]
+    with pytest.raises(RecordError, match=r"recipe.momentum: stored 0.9 vs now 0.8"):
         run_study(other, data, tmp_path, progress=False)
     # other training images under the same name
-    with pytest.raises(StudyMismatch, match="data.sha256"):
+    with pytest.raises(RecordError, match=r"data.train.sha256"):
         run_study(tiny_runs(seeds=(0,)), random_data(seed=1), tmp_path, progress=False)
     # the same images read from another folder are the same data: the result is reused
     moved = random_data()
@@ -175,22 +99,22 @@ def test_a_stored_result_of_another_run_is_never_reused(tmp_path):
     assert run_study(tiny_runs(seeds=(0,)), moved, tmp_path, progress=False)[0].reused
     # another model: width
     wider = [StudyRun("A", TINY.replace(width=0.125), RECIPE.replace(seed=0))]
-    with pytest.raises(StudyMismatch, match="model.width"):
+    with pytest.raises(RecordError, match=r"spec.width"):
         run_study(wider, data, tmp_path, progress=False)
     # a damaged file
     path.write_text("{not json")
-    with pytest.raises(StudyMismatch, match="not a readable study result"):
+    with pytest.raises(RecordError, match=r"A_allimg_1ep_lr0.05_seed0.json is not complete JSON.*Delete"):
         run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False)
 
 
 def test_a_mismatch_is_found_before_anything_trains(tmp_path, monkeypatch):
     data = random_data()
     run_study(tiny_runs(seeds=(1,)), data, tmp_path, progress=False)
-    (tmp_path / "A_allimg_1ep_seed1.json").write_text(
-        (tmp_path / "A_allimg_1ep_seed1.json").read_text().replace('"lr": 0.05', '"lr": 0.5'))
+    (tmp_path / "A_allimg_1ep_lr0.05_seed1.json").write_text(
+        (tmp_path / "A_allimg_1ep_lr0.05_seed1.json").read_text().replace('"momentum": 0.9', '"momentum": 0.5'))
     trained = []
     monkeypatch.setattr(studies, "fit", lambda *a, **k: trained.append(1))
-    with pytest.raises(StudyMismatch):
+    with pytest.raises(RecordError):
         run_study(tiny_runs(), data, tmp_path, progress=False)  # seed 0 comes first, seed 1 is bad
     assert trained == []
 
@@ -204,7 +128,7 @@ def test_bad_studies_get_clear_errors(tmp_path):
     with pytest.raises(TypeError, match="checkpoint_path"):
         run_study(tiny_runs(), data, tmp_path, checkpoint_path=tmp_path / "x.pt")
     with pytest.raises(ValueError, match="both named"):
-        run_study([StudyRun("A", TINY, RECIPE), StudyRun("A", TINY, RECIPE.replace(lr=0.1))],
+        run_study([StudyRun("A", TINY, RECIPE), StudyRun("A", TINY, RECIPE.replace(momentum=0.5))],
                   data, tmp_path)
     with pytest.raises(ValueError, match="label"):
         StudyRun("A/B", TINY, RECIPE)
@@ -220,3 +144,34 @@ def test_summaries_average_seeds(tmp_path):
     assert row.depth == 11
     text = studies.format_study_table([row], paper={"A": "29.6 / 10.4"})
     assert "29.6 / 10.4" in text and "mean ± std over 3 seeds" in text
+
+
+def test_without_a_folder_every_run_trains_and_keeps_its_model_and_probe(no_hooks_left):
+    data = random_data()
+    built = []
+
+    def build(seed):
+        built.append(seed)
+        return TINY.build()
+
+    runs = [StudyRun("paper init + A", None, RECIPE.replace(seed=s), build=build,
+                     probe_steps=(1, 3) if s == 0 else None) for s in (0, 1)]
+    results = run_study(runs, data, None, progress=False, keep_models=True)
+    assert built == [0, 1] and [r.reused for r in results] == [False, False]
+    assert results[0].probe is not None and results[1].probe is None
+    assert [rec["step"] for rec in results[0].probe.records] == [1, 3]
+    assert all(no_hooks_left(r.model) for r in results)
+    assert results[0].record.identity["spec"] == TINY.to_dict()  # the built model's spec
+    assert results[0].name == "paper-init-A_allimg_1ep_lr0.05_seed0"
+    (a_row,) = relabel(results, "E, ")[:1]
+    assert a_row.label == "E, paper init + A" and a_row.history is results[0].history
+    with pytest.raises(ValueError, match="build function has no ModelSpec"):
+        run_study(runs, data, "somewhere", progress=False)
+
+
+def test_an_explicit_precision_must_be_the_record_s(tmp_path):
+    data = random_data()
+    run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False, precision="fp32")
+    assert run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False)[0].reused  # "auto": any
+    with pytest.raises(RecordError, match="precision: stored 'fp32' vs now 'bf16'"):
+        run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False, precision="bf16")

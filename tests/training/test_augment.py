@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from vgg_lib.training.augment import apply_crop_flip, crop_flip_params, normalize, random_crop_flip
+from vgg_lib.evaluation.protocols import resize_images
+from vgg_lib.training.augment import (apply_crop_flip, apply_scale_crop_flip, crop_flip_params, normalize,
+                                      random_crop_flip, random_scale_crop_flip)
 
 
 def reference_crop_flip(images, top, left, flips, padding):
@@ -97,3 +99,23 @@ def test_channels_last_crops_are_the_same_pixels_in_the_layout_the_network_takes
     again = apply_crop_flip(images.contiguous(memory_format=torch.channels_last), top, left, flips,
                             padding=2)
     assert torch.equal(again, plain)
+
+
+def test_scale_jitter_crop_is_a_resize_then_a_crop_and_stays_in_range():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    scales, top, left = torch.tensor([32, 40, 48, 64]), torch.tensor([0, 3, 16, 5]), torch.tensor([0, 8, 2, 30])
+    flips = torch.tensor([False, True, False, True])
+    out = apply_scale_crop_flip(images, scales, top, left, flips, 32)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    assert torch.equal(out[0], images[0])
+    for i in range(4):
+        expected = resize_images(images[i:i + 1], int(scales[i]))[0, :, top[i]:top[i] + 32,
+                                                                  left[i]:left[i] + 32]
+        expected = expected.flip(2) if flips[i] else expected
+        assert (expected.int() - out[i].int()).abs().max() <= 1  # float rounding of coordinates
+    generator = torch.Generator().manual_seed(0)
+    crops = random_scale_crop_flip(images, 32, 48, generator=generator)
+    assert crops.shape == images.shape
+    with pytest.raises(ValueError, match="at least the 32-pixel crop"):
+        random_scale_crop_flip(images, 24, 48)

@@ -78,3 +78,19 @@ def test_a_whole_checkpoint_or_a_non_state_dict_is_explained():
         load_state_dict_checked(model, [1, 2])
     with pytest.raises(TypeError, match="holding non-tensor values"):
         load_state_dict_checked(model, {"features.0.weight": 1.0})
+
+
+def test_a_vgg_refuses_another_network_s_state_dict_with_the_checked_loader_s_message():
+    """``VGG.load_state_dict`` (what torch users call) says what ``load_state_dict_checked`` says."""
+    model, other = on_meta(vgg, "D"), on_meta(vgg, "A").state_dict()
+    with pytest.raises(ValueError) as checked:
+        load_state_dict_checked(on_meta(vgg, "D"), other)
+    with pytest.raises(ValueError) as direct:
+        model.load_state_dict(other)
+    assert str(direct.value) == str(checked.value)
+    assert "13 convolutions" in str(direct.value) and "Build the model" in str(direct.value)
+    # strict=False keeps torch's behaviour: it loads what fits and reports the rest
+    tiny = vgg("A", head="compact", width=0.125, num_classes=10)
+    result = tiny.load_state_dict({k: v for k, v in tiny.state_dict().items() if "classifier" not in k},
+                                  strict=False)
+    assert result.missing_keys == ["classifier.0.weight", "classifier.0.bias"]

@@ -1,18 +1,20 @@
-"""vgg_lib.training.sweeps and vgg_lib.training.plots: repeated runs, their summary, their pictures."""
+"""vgg_lib.experiments.sweeps and vgg_lib.training.plots: repeated runs, their summary, their
+pictures."""
 
 import math
-import statistics
 
 import matplotlib
 import numpy as np
 import pytest
 import torch
 
+from vgg_lib.architecture.model import ModelSpec, vgg
+from vgg_lib.experiments.studies import RunResult, StudyRun
+from vgg_lib.experiments.sweeps import first_step_below, format_sweep_table, summarise, train_grid
 from vgg_lib.training.data import CIFAR10Data
 from vgg_lib.training.history import History
-from vgg_lib.architecture.model import vgg
-from vgg_lib.training.sweeps import Run, first_step_below, format_table, mean_std, summarise, train_grid
-from vgg_lib.training.plots import moving_average, plot_learning_curves, plot_probes
+from vgg_lib.training.plots import moving_average, plot_learning_curves, plot_per_layer, plot_probes
+from vgg_lib.training.recipe import TrainConfig
 
 matplotlib.use("Agg")
 
@@ -42,16 +44,9 @@ def fake_run(label, lr, seed, accuracies, diverged_at=None, test=None):
         history.steps.append(math.nan)
     else:
         history.test = {"loss": 2.0, "accuracy": accuracies[-1] if test is None else test}
-    return Run(label, lr, seed, history)
-
-
-def test_mean_std_is_the_sample_standard_deviation():
-    values = [0.31, 0.35, 0.42]
-    mean, std = mean_std(values)
-    assert mean == pytest.approx(statistics.mean(values))
-    assert std == pytest.approx(statistics.stdev(values))
-    assert mean_std([0.5]) == (0.5, 0.0)
-    assert all(math.isnan(v) for v in mean_std([]))
+    run = StudyRun(label, ModelSpec("A", head="compact", num_classes=10),
+                   TrainConfig(lr=lr, seed=seed, epochs=len(accuracies)))
+    return RunResult(run, history)
 
 
 def test_summary_groups_by_label_and_lr_and_leaves_diverged_runs_out():
@@ -62,19 +57,19 @@ def test_summary_groups_by_label_and_lr_and_leaves_diverged_runs_out():
     assert (plain.label, plain.lr, plain.runs, plain.diverged) == ("plain", 0.1, 3, 1)
     assert plain.val == [0.3, 0.25] and plain.test == [0.3, 0.4]
     assert bn.test_mean_std == (0.6, 0.0) and bn.val_mean_std == (0.6, 0.0)
-    table = format_table([plain, bn], title="T")
+    table = format_sweep_table([plain, bn], title="T")
     lines = table.splitlines()
     assert lines[0] == "T"
     assert "27.5 ±  3.5" in lines[3] and "35.0 ±  7.1" in lines[3] and lines[3].endswith("1/3")
     assert "60.0 ±  0.0" in lines[4]
     assert len({len(line) for line in lines[1:5]}) == 1  # aligned columns
-    assert table == format_table([plain, bn], title="T")
+    assert table == format_sweep_table([plain, bn], title="T")
 
 
 def test_a_setting_whose_runs_all_diverged_says_so():
     runs = [fake_run("plain", 1.0, s, [0.1], diverged_at=2) for s in range(3)]
     (summary,) = summarise(runs)
-    line = format_table([summary]).splitlines()[2]
+    line = format_sweep_table([summary]).splitlines()[2]
     assert line.split()[2:] == ["diverged", "diverged", "3/3"]
 
 
@@ -133,16 +128,14 @@ def test_table_lists_each_seeds_step_off_the_plateau():
     runs[0].history.steps = [2.3] * 5 + [1.0] * 20
     summary = summarise(runs, loss_below=2.0, window=4)
     assert summary[0].below == [6, None]  # step 6: (3 * 2.3 + 1.0) / 4 = 1.975
-    table = format_table(summary)
+    table = format_sweep_table(summary)
     assert table.splitlines()[0].endswith("steps to loss < 2")
     assert table.splitlines()[2].endswith("6 / never")
     assert "last 4 steps is below 2" in table
 
 
 def test_log_plots_leave_out_zeros_instead_of_clipping_them():
-    import matplotlib.pyplot as plt
-
-    from vgg_lib.training.plots import plot_per_layer
+    import matplotlib.pyplot as plt  # after matplotlib.use("Agg") above
 
     fig, ax = plt.subplots()
     names = plot_per_layer(ax, {"a": {"grad_norm": 1e-3}, "b": {"grad_norm": 0.0}, "c": {"pre_std": 1.0}},

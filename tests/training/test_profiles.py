@@ -8,9 +8,9 @@ import torch
 from vgg_lib.training import profiles
 from vgg_lib.architecture.configs import CONFIGS
 from vgg_lib.measure.counting import count_parameters
-from vgg_lib.training.data import load_cifar10
+from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.architecture.model import vgg
-from vgg_lib.architecture.spec import ModelSpec
+from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.device import choose_device
 from vgg_lib.training.profiles import get_profile, train_flop_per_image
 from vgg_lib.training.recipe import TrainConfig
@@ -80,10 +80,11 @@ def test_estimates_scale_with_flops():
     assert flop == 6 * macs
     t4, a100 = full.estimated_seconds("t4"), full.estimated_seconds("a100")
     assert 0 < a100 < t4
-    # 45,000 training images (5,000 of the 50,000 are the validation split), evaluated after
-    # every epoch; the 10,000 test images once
+    # 45,000 training images (5,000 of the 50,000 are the validation split) in whole batches of
+    # 256, the validation split evaluated after every epoch, the 10,000 test images once (with
+    # their mirror images: two forward passes, each a third of a training step)
     assert (full.train_images, full.validation, full.test_images) == (45_000, 5_000, 10_000)
-    flop_time = (30 * (45_000 * flop + 5_000 * 2 * flop / 3) + 10_000 * 2 * flop / 3) / (
+    flop_time = (30 * (45_000 // 256 * 256 * flop + 5_000 * 2 * flop / 3) + 10_000 * 2 * flop / 3) / (
         profiles.EFFECTIVE_TFLOPS["t4"] * 1e12)
     assert t4 == pytest.approx(flop_time + 30 * (45_000 // 256) * profiles.GPU_SECONDS_PER_STEP_FLOOR)
     with pytest.raises(ValueError, match="hardware"):

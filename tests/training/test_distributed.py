@@ -1,10 +1,11 @@
 """Data parallelism under torchrun, on CPUs with the gloo backend (no GPU needed).
 
 Three torchrun launches of 2 processes each (most of each launch is importing torch in three
-processes), plus two 1-process runs inside pytest:
+processes), plus three 1-process runs inside pytest:
 
 * without batch norm, a 2-process run with global batch 64 ends within a stated tolerance of the
-  1-process run with the same global batch, seed and augmentation;
+  1-process run with the same global batch, seed and augmentation, with pad-and-crop and with
+  scale jittering (every rank draws the crops of the whole global batch and keeps its share);
 * with batch norm (no SyncBatchNorm: PyTorch runs it on GPUs only) the two runs differ, because
   each rank normalises with the statistics of its own 32 images: the learned parameters are the
   same on both ranks, the running statistics are not;
@@ -24,11 +25,11 @@ import numpy as np
 import pytest
 import torch
 
-from vgg_lib.training.command import build_parser, run
+from support import ROOT, TRAIN_IMAGES, synthetic_npz
+from vgg_lib.train import build_parser, run
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKER = ROOT / "tests" / "ddp_worker.py"
-TRAIN_IMAGES, BATCH, VAL_IMAGES = 288, 64, 32  # 32 validation images, 256 to train on
+WORKER = Path(__file__).resolve().with_name("ddp_worker.py")
+BATCH, VAL_IMAGES = 64, 32  # of synthetic_npz's 288 training images, 32 validation, 256 to train on
 STEPS_PER_EPOCH = (TRAIN_IMAGES - VAL_IMAGES) // BATCH  # 4 steps per epoch
 COMMON = ["--profile", "quick", "--config", "A", "--width", "0.0625", "--head", "compact",
           "--val-images", str(VAL_IMAGES),
@@ -41,23 +42,7 @@ COMMON = ["--profile", "quick", "--config", "A", "--width", "0.0625", "--head", 
 # test machine; the losses agreed to 6 decimals); 1e-4 leaves room for other CPUs' kernels and
 # is far below what a real difference moves them: per-rank batch norm moved them by 8e-3.
 TOLERANCE = 1e-4
-
-
-def synthetic_npz(path, seed=0):
-    """A CIFAR-shaped file with a colour task a tiny VGG learns (see tests/test_train.py)."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        labels = np.arange(n) % 9
-        images = rng.integers(0, 100, (n, 32, 32, 3))
-        for i, c in enumerate(labels):
-            images[i, 10 * (c // 3):10 * (c // 3) + 10, :, c % 3] += 150
-        return images.astype(np.uint8), labels.astype(np.uint8)
-
-    x_train, y_train = make(TRAIN_IMAGES)
-    x_test, y_test = make(64)
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
+JITTER = ["--no-batch-norm", "--scale-jitter", "32", "40", "--crop-padding", "0"]  # the worker's "jitter" run
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +114,19 @@ def test_two_processes_match_one_process_without_batch_norm(two_process_runs, mo
     assert difference < TOLERANCE and loss_gap < TOLERANCE
     assert np.allclose(two["steps"], history.steps, rtol=0, atol=TOLERANCE)
     assert two["config"]["world_size"] == 2 and two["config"]["batch_size"] == BATCH
+
+
+def test_two_processes_match_one_process_with_scale_jittering(two_process_runs, monkeypatch):
+    workdir, _ = two_process_runs
+    rank0 = torch.load(workdir / "jitter-rank0.pt", weights_only=True)
+    single, history = one_process_run(workdir, monkeypatch, *JITTER,
+                                      "--checkpoint", str(workdir / "single-jitter.pt"))
+    two = json.loads((workdir / "jitter.json").read_text())["history"]
+    difference = largest_difference(single, rank0)
+    print(f"scale jittering, 1 vs 2 processes: largest weight difference {difference:.2e}")
+    assert two["config"]["scale_jitter"] == [32, 40] and two["config"]["world_size"] == 2
+    assert difference < TOLERANCE
+    assert np.allclose(two["steps"], history.steps, rtol=0, atol=TOLERANCE)
 
 
 def test_batch_norm_two_processes_use_per_rank_statistics(two_process_runs, monkeypatch):

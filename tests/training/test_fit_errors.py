@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from test_train import SETTINGS, colour_data, tiny_model
-from vgg_lib.architecture.spec import ModelSpec
+from support import SETTINGS, colour_data, tiny_model
+from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.training.checkpoint import CheckpointError
 from vgg_lib.training.data import DataError
 from vgg_lib.training.loop import fit
@@ -43,7 +43,7 @@ def test_unknown_settings_name_the_known_ones():
 
 @pytest.mark.parametrize("change, error, expected", [
     (dict(model=ModelSpec("A", head="compact", num_classes=10)), TypeError, r"not a ModelSpec.*vgg\(spec\)"),
-    (dict(data=(torch.zeros(4, 3, 32, 32), torch.zeros(4))), TypeError, r"CIFAR10Data.*not a tuple"),
+    (dict(data=(torch.zeros(4, 3, 32, 32), torch.zeros(4))), TypeError, r"CIFAR10Data.*FolderData.*not a tuple"),
     (dict(max_steps=0), ValueError, r"max_steps=0"), (dict(max_steps=2.5), ValueError, r"max_steps=2.5"),
     (dict(eval_batch_size=0), ValueError, r"eval_batch_size=0"),
     (dict(step_callback="print"), TypeError, r"step_callback must be a function"),
@@ -57,6 +57,20 @@ def test_bad_fit_inputs_are_refused_before_training(change, error, expected):
     callback = arguments.pop("step_callback", Untouched())
     with pytest.raises(error, match=expected):
         fit(step_callback=callback, **arguments)
+
+
+def test_a_padding_that_can_leave_nothing_of_the_image_is_refused():
+    """Pad-and-crop with a padding of half the side or more: some crops would hold half of the
+    image or less along each axis (from the whole side on, none of it)."""
+    with pytest.raises(ValueError, match=r"crop_padding=40 on 32-pixel images.*as little as 0 of "
+                                         r"the 32 rows.*at most 15"):
+        fit(tiny_model(), colour_data(), **{**SETTINGS, "crop_padding": 40}, step_callback=Untouched())
+    with pytest.raises(ValueError, match=r"crop_padding=16 .*half of the image or less"):
+        fit(tiny_model(), colour_data(), **{**SETTINGS, "crop_padding": 16}, step_callback=Untouched())
+    history = fit(tiny_model(), colour_data(), **{**SETTINGS, "crop_padding": 15, "epochs": 1})
+    assert len(history.epochs) == 1  # the largest padding below half the side trains
+    with pytest.raises(ValueError, match=r"crop=28 on 32-pixel images.*scale jittering"):
+        fit(tiny_model(), colour_data(), **{**SETTINGS, "crop": 28}, step_callback=Untouched())
 
 
 def test_data_the_model_cannot_learn_is_refused():

@@ -32,9 +32,6 @@ def torchvision_meta(config, batch_norm):
         return getattr(torchvision.models, name)(weights=None, init_weights=False)
 
 
-def no_hooks(model):
-    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
-
 
 # --- parameters -----------------------------------------------------------------------------
 
@@ -154,14 +151,14 @@ def test_meta_trace_equals_cpu_trace():
 @pytest.mark.parametrize("config", ALL_CONFIGS)
 @pytest.mark.parametrize("batch_norm", [False, True])
 @pytest.mark.parametrize("head, size", [("imagenet", 224), ("imagenet", 32), ("compact", 32)])
-def test_training_activations_match_autograd_saved_tensors(config, batch_norm, head, size):
+def test_training_activations_match_autograd_saved_tensors(config, batch_norm, head, size, no_hooks_left):
     model = meta_model(config, batch_norm=batch_norm, head=head)
     trace = trace_shapes(model, size)
     measured = measure_saved_activations(model, size, batch_size=3)
     ours = {k: v for k, v in saved_for_backward(trace, batch_size=3).items() if v}
     assert ours == measured.by_module
     assert training_activation_bytes(trace, 3) == measured.total_bytes
-    assert no_hooks(model)
+    assert no_hooks_left(model)
 
 
 def test_saved_tensors_on_cpu_equal_meta_and_a_hand_count():
@@ -227,21 +224,21 @@ def test_training_state_matches_a_real_sgd_step():
 
 # --- hooks, modes and errors -------------------------------------------------------------------
 
-def test_hooks_removed_and_mode_restored():
+def test_hooks_removed_and_mode_restored(no_hooks_left):
     model = meta_model("C", batch_norm=True)
     model.train()
     trace_shapes(model, 32)
-    assert model.training and no_hooks(model)
+    assert model.training and no_hooks_left(model)
     model.eval()
     measure_saved_activations(model, 32)
-    assert not model.training and no_hooks(model)
+    assert not model.training and no_hooks_left(model)
 
 
-def test_hooks_removed_when_the_forward_pass_fails():
+def test_hooks_removed_when_the_forward_pass_fails(no_hooks_left):
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(2), nn.MaxPool2d(2), nn.MaxPool2d(2))
     with pytest.raises(ValueError, match="forward pass failed"):
         trace_shapes(model, 4)
-    assert no_hooks(model) and model.training
+    assert no_hooks_left(model) and model.training
 
 
 def test_clear_errors():

@@ -15,7 +15,7 @@ import torch
 
 from vgg_lib.teaching import colab
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _book(tmp_path, url="https://github.com/someone/some-book", branch="trunk", notebooks=()):
