@@ -20,9 +20,13 @@ FILE_KINDS = {
     "test_book_build.py": ("book", "slow"),
     "test_site_browser.py": ("book", "browser", "slow"),
     "test_colab_standin.py": ("slow",),
-    "test_grade_isolation.py": ("slow",),
-    "test_distributed.py": ("slow",),
+    "test_grade.py": ("slow",),            # grades notebooks: a kernel per submission
+    "test_grade_isolation.py": ("slow",),  # the same, each in its sandbox
+    "test_distributed.py": ("slow",),      # torchrun launches
 }
+# Single tests that execute a chapter (in files whose other tests are quick).
+SLOW_TESTS = {"test_chapter_one_student_copy_runs_top_to_bottom",
+              "test_the_student_copy_runs_to_the_end_and_reports_no_answer_yet"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -33,6 +37,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         for kind in FILE_KINDS.get(path.name, ()):
             item.add_marker(getattr(pytest.mark, kind))
+        if getattr(item, "originalname", None) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -163,7 +163,6 @@ def test_a_command_is_imported_by_nothing():
     for path in MODULES:
         for module in imported_vgg_lib_modules(path):
             assert module.split(".")[0] not in COMMANDS, f"{path.relative_to(PACKAGE)} imports {module}"
-    assert "train" not in vars(vgg_lib)
 
 
 @pytest.mark.parametrize("path", [

@@ -5,24 +5,17 @@ import pytest
 import torch
 from torch import nn
 
+from support import randomise_batch_norm
 from vgg_lib.architecture.dense import score_map_size, to_fully_convolutional
 from vgg_lib.architecture.model import ModelSpec, vgg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _randomise_batch_norm(model):
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2)
-    return model
-
-
 @pytest.mark.parametrize("head, size", [("imagenet", 224), ("compact", 32), ("fc-2x2", 32)])
 def test_converted_network_gives_the_same_scores_at_the_training_size(head, size):
     torch.manual_seed(0)
-    model = _randomise_batch_norm(vgg("A", batch_norm=True, width=0.125, head=head,
+    model = randomise_batch_norm(vgg("A", batch_norm=True, width=0.125, head=head,
                                       num_classes=10)).eval()
     converted = to_fully_convolutional(model).eval()
     x = torch.randn(3, 3, size, size)

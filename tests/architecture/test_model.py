@@ -194,3 +194,11 @@ def test_settings_beside_a_spec_are_refused_not_ignored():
 def test_bad_model_settings_are_refused_up_front(settings, expected):
     with pytest.raises(ValueError, match=re.escape(expected)):
         ModelSpec(**settings)
+
+
+def test_a_vgg_works_out_its_minimum_input_size_from_its_poolings():
+    assert vgg("A", head="compact", num_classes=10).min_input_size == 32  # five poolings
+    small = vgg("A", head="fc-2x2", width=0.0625, num_classes=10)          # the last one dropped
+    assert small.min_input_size == 16 and small(torch.zeros(1, 3, 16, 16)).shape == (1, 10)
+    hand_made = vgg_lib.VGG(vgg_lib.make_layers([8, "M", 8, "M"]), *vgg_lib.make_head("compact", 8, 3))
+    assert hand_made.min_input_size == 4 and hand_made.config is None

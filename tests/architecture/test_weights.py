@@ -94,3 +94,16 @@ def test_a_vgg_refuses_another_network_s_state_dict_with_the_checked_loader_s_me
     result = tiny.load_state_dict({k: v for k, v in tiny.state_dict().items() if "classifier" not in k},
                                   strict=False)
     assert result.missing_keys == ["classifier.0.weight", "classifier.0.bias"]
+
+
+def test_torchvision_names_and_models_for_the_configurations_it_has():
+    assert [weights.torchvision_name(c) for c in ("A", "A-LRN", "B", "C", "D", "E")] == [
+        "vgg11", None, "vgg13", None, "vgg16", "vgg19"]
+    assert weights.torchvision_name("d", batch_norm=True) == "vgg16_bn"
+    with torch.device("meta"):
+        model = weights.torchvision_model("A", batch_norm=True)
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in on_meta(vgg, "A", batch_norm=True).parameters())
+    assert weights.torchvision_weights("D").meta["num_params"] == 138_357_544
+    with pytest.raises(ValueError, match="A, B, D, E"):
+        weights.torchvision_model("C")

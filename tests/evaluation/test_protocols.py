@@ -4,8 +4,8 @@ evaluated by it."""
 
 import pytest
 import torch
-from torch import nn
 
+from support import randomise_batch_norm
 from vgg_lib.architecture.dense import to_fully_convolutional
 from vgg_lib.architecture.model import ModelSpec, vgg
 from vgg_lib.evaluation.engine import evaluate_protocols, worker_plan
@@ -19,14 +19,6 @@ from vgg_lib.training.loop import fit
 from vgg_lib.training.recipe import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _randomise_batch_norm(model):
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2)
-    return model
 
 
 def tiny_data(train=64, test=40):
@@ -61,7 +53,7 @@ def test_protocols_views_costs_and_shared_evaluation():
     assert len(list(combined.views())) == 4 + 20
     spec = ModelSpec("A", batch_norm=True, width=0.0625, head="fc-2x2", num_classes=10)
     torch.manual_seed(0)
-    model = _randomise_batch_norm(spec.build()).eval()
+    model = randomise_batch_norm(spec.build()).eval()
     converted = to_fully_convolutional(model)
     one = costs(converted, 32).macs
     assert protocol_macs(single_crop(), converted) == one

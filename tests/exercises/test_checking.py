@@ -10,7 +10,7 @@ import torchvision
 
 from vgg_lib import count_parameters, vgg
 from vgg_lib.exercises import registry
-from vgg_lib.exercises import Exercise, check, exercise_ids, grade, register
+from vgg_lib.exercises import Exercise, check, exercise_ids, grade
 from vgg_lib.exercises.checking import AnswerFormatError, parse_number
 
 

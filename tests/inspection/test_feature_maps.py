@@ -7,7 +7,7 @@ from torch import nn
 
 from vgg_lib import vgg
 from vgg_lib.architecture.naming import feature_names
-from vgg_lib.inspection.feature_maps import (block_ends, capture_activations, max_activations,
+from vgg_lib.inspection.feature_maps import (block_ends, capture_activations, max_activations, model_input,
                                              strongest_channels, top_k_images)
 
 
@@ -124,3 +124,14 @@ def test_top_k_images_agree_with_brute_force(no_hooks_left):
     assert no_hooks_left(model)
 
 
+
+
+def test_model_input_normalises_and_enlarges_small_images_for_a_larger_network():
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    same = model_input(mean, std, "cpu")(images)
+    expected = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    torch.testing.assert_close(same, expected)
+    enlarged = model_input(mean, std, "cpu", small_size=64)(images)
+    assert enlarged.shape == (2, 3, 64, 64)
+    assert model_input(mean, std, "cpu", small_size=64)(torch.zeros(1, 3, 40, 40, dtype=torch.uint8)).shape[-1] == 40

@@ -13,7 +13,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import get_model_weights
 
-from vgg_lib import count_parameters, vgg
+from vgg_lib import ModelSpec, count_parameters, vgg
 from vgg_lib.architecture import configs
 from vgg_lib.exercises import check
 from vgg_lib.measure.counting import (config_costs, costs, inference_peak_bytes, layer_bias_adds, layer_macs,
@@ -265,3 +265,10 @@ def test_exercise_checks():
     # dense evaluation at 384: conv part at 384x384 plus the head at 6x6 positions
     conv_384 = config_costs("D", image_size=384).conv_macs
     assert check("layer_by_layer/dense-384-macs", conv_384 + 36 * fc, quiet=True)
+
+
+def test_costs_take_a_model_spec():
+    spec = ModelSpec("A", batch_norm=True, width=0.25, head="compact", num_classes=10)
+    by_keywords = config_costs("A", batch_norm=True, image_size=32, head="compact", num_classes=10,
+                               width=0.25)
+    assert config_costs(spec, image_size=32) == by_keywords

@@ -3,7 +3,6 @@ torchvision; the gradient footprint; error messages; the explorer's static twin.
 
 import random
 import re
-from pathlib import Path
 
 import pytest
 import torch

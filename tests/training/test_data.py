@@ -2,15 +2,16 @@
 process draws them, so the shares of N data-parallel processes together are one process's batch,
 for every augmentation of the recipe (pad-and-crop, scale jittering, colour shift)."""
 
+import matplotlib
 import pytest
 import torch
 
 from support import colour_data, tiny_model
-from vgg_lib import TrainConfig, fit
+from vgg_lib import TrainConfig, fit, plot_augmented_copies, random_crop_flip
 from vgg_lib.training.augment import PCA_EIGENVALUES, PCA_EIGENVECTORS
 from vgg_lib.training.data import training_subset
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+matplotlib.use("Agg")
 
 
 def shares(world_size, rank):
@@ -67,3 +68,10 @@ def test_training_subsets_are_nested_and_keep_the_normalisation():
     assert all(bytes(x.numpy()) in rows for x in small.x_train)
     with pytest.raises(ValueError, match="has 96"):
         training_subset(data, 200)
+
+
+def test_the_augmented_copies_figure_shows_the_original_first():
+    image = colour_data().x_train[0]
+    copies = random_crop_flip(image.expand(3, -1, -1, -1), generator=torch.Generator().manual_seed(0))
+    figure = plot_augmented_copies(image, copies)
+    assert [ax.get_title() for ax in figure.axes] == ["original", "copy 1", "copy 2", "copy 3"]
