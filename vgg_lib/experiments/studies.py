@@ -47,6 +47,8 @@ _STUDY_OWNS = ("checkpoint_path", "resume", "progress", "step_callback", "max_st
 
 @dataclass(frozen=True)
 class StudyRun:
+    """One fresh network trained once (see the module docstring); its ``name`` names its record."""
+
     label: str                 # the row it belongs to: "A", "B-5x5", ...
     spec: ModelSpec            # the network (None: the one ``build`` returns)
     recipe: TrainConfig        # the recipe; recipe.seed is the run's seed

@@ -4,7 +4,8 @@
 one with ``os.replace`` (atomic on one file system): a run killed mid-save leaves the previous
 checkpoint intact, never half a file. ``load_checkpoint`` uses ``torch.load(weights_only=True)``,
 which only rebuilds tensors and plain containers, so everything stored here is tensors, numbers,
-strings, lists and dicts.
+strings, lists and dicts. ``check_resumable`` refuses to continue a checkpoint of another run
+(recipe, length, data by content, model) with the one error type ``ResumeMismatch``.
 """
 
 import os
