@@ -65,3 +65,5 @@ def test_one_protocol_engine_for_tensors_and_folders(tmp_path):
     tensors = colour_data()
     on_tensors = evaluate_protocols(model, tensors, protocols, split="test", workers=0, progress=False)
     assert all(0 <= r.accuracy <= 1 and r.macs > 0 for r in on_tensors.values())
+    with pytest.raises(ValueError, match="splits 'train' and 'val'"):
+        evaluate_protocols(model, data, protocols, split="test", workers=0, progress=False)

@@ -226,6 +226,9 @@ class FolderData:
         reports on), decoded and ``prepare``d = (Q, crop) in worker processes (see
         ``evaluation_transform``); the first ``limit`` (None: all), every ``world_size``-th
         from ``rank`` when ``shard=(rank, world_size)``."""
+        if split not in ("train", "val"):
+            raise ValueError(f"split={split!r}: a folder of images has the splits 'train' and "
+                             "'val' (ROOT/val, the set the paper reports on).")
         if prepare is None:
             raise ValueError("Images of a folder differ in size: give prepare=(Q, crop).")
         indices = list(range(len(getattr(self, split))))[:limit]
