@@ -1,0 +1,470 @@
+"""Running grading jobs: one run's scratch folder, then each job started in its sandbox,
+watched (time, resident memory), heard (its runner's messages over a pipe) and killed with
+everything it started.
+
+Scratch: ``/tmp/vgg-grade-<pid>-XXXX/`` (the grader's, mode 0711) holds ``library/`` (the job's
+vgg_lib, read-only) and one folder per job (0711) with ``runner.log`` (the grader's, 0600) and
+``box/``, the only folder the job may write (in the user sandbox owned by the job's uid, 0700).
+The grader reads nothing from the box but ``results.jsonl`` (without following links, as
+untrusted input) and hears the runner only over a pipe; it writes into the box only before the
+job starts, and removes it only once every process of the job is dead. A reaper process
+(vgg_lib/teaching/reaper.py) cleans up after a job whose grader was killed.
+"""
+
+import json
+import os
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import vgg_lib
+
+from . import job_users
+from . import sandbox as sandboxes
+from .confine import REFUSED
+from .job_library import make_library
+
+MAX_MESSAGES_BYTES = (128 << 20) + (1 << 20)  # the executed notebook, and a little
+MAX_RESULTS_BYTES = 1 << 20
+POLL_SECONDS = 0.2
+HERE = Path(__file__).resolve().parent
+# Runs a file of this folder as a script without its folder on sys.path (its neighbours would
+# shadow modules such as ``exercises``) and without importing vgg_lib, and with it torch.
+_BOOT = ("import runpy, sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
+         "sys.argv[:] = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+# Run as a job before the first one: what each protected path shows it (a folder's entries, or
+# True for a regular file it may open; a covered folder is empty but for what is shown again
+# inside it, a covered file is /dev/null).
+_PROBE = ("import json, os, stat, sys\n"
+          "shown = {}\n"
+          "for path in json.loads(sys.argv[2]):\n"
+          "    try:\n"
+          "        shown[path] = os.listdir(path) if os.path.isdir(path) else \\\n"
+          "            stat.S_ISREG(os.fstat(os.open(path, os.O_RDONLY)).st_mode)\n"
+          "    except OSError:\n"
+          "        pass\n"
+          "probe = {'shown': shown, 'library': os.access(sys.argv[3], os.R_OK)}\n"
+          "os.write(int(sys.argv[1]), (json.dumps({'probe': probe}) + '\\n').encode())\n")
+
+
+@dataclass
+class Finished:
+    """How a job ended, as the grader saw it, and what came back (all of it untrusted)."""
+
+    returncode: int = 0  # of its first process; negative: killed by that signal
+    timed_out: bool = False
+    over_memory: bool = False  # the grader stopped it at the memory limit
+    peak_mb: float = 0.0
+    seconds: float = 0.0
+    outcome: str = None  # the runner's last word, if it said one
+    cell: int = None  # the last cell it said it started
+    executed: str = None  # the executed notebook's text
+    confined: dict = None  # what the user sandbox had (confine.py's first line)
+    refused: str = None
+    probe: dict = None
+    results: bytes = b""
+    results_problem: str = None
+    log_tail: str = ""
+
+
+def python():
+    return os.path.realpath(sys.executable)
+
+
+def _rss_mb(pids):
+    """Resident memory of ``pids`` together, and the largest of them."""
+    page, total, largest = os.sysconf("SC_PAGE_SIZE"), 0, (-1, None)
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as handle:
+                resident = int(handle.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+        total += resident
+        largest = max(largest, (resident, pid))
+    return total / 2**20, largest[1]
+
+
+def descendants(root):
+    """``root`` and every process below it."""
+    children = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as handle:
+                    parent = int(handle.read().rsplit(b")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(pid))
+            except (OSError, ValueError, IndexError):
+                continue
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending += children.get(pid, [])
+    return found
+
+
+def _kill_carriers(token):
+    """SIGKILL every process whose environment holds ``token`` (the no-sandbox case)."""
+    marker = f"{sandboxes.TOKEN_VARIABLE}={token}".encode()
+    for _ in range(5):
+        found = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    if marker in handle.read().split(b"\0"):
+                        os.kill(int(pid), signal.SIGKILL)
+                        found = True
+            except OSError:
+                continue
+        if not found:
+            return
+        time.sleep(0.1)
+
+
+def read_regular(path, limit):
+    """The bytes of ``path`` if it is a regular file (not a link, fifo, device): at most ``limit``+1."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{Path(path).name} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def remove(folder):
+    """Remove a scratch folder even where the job took the permissions away from its own files."""
+    for top, dirs, _ in os.walk(folder):
+        for name in dirs:
+            path = os.path.join(top, name)
+            try:
+                if not os.path.islink(path):  # a link is removed, never followed
+                    os.chmod(path, 0o700)
+            except OSError:
+                pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_scratch():
+    """Scratch folders of graders that no longer run (killed with their reaper)."""
+    for folder in Path(tempfile.gettempdir()).glob("vgg-grade-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            remove(folder)
+
+
+def _private_ancestor(path):
+    """The first folder above ``path`` that other users may not enter, if any."""
+    parts = Path(path).parts
+    for depth in range(2, len(parts) + 1):
+        folder = str(Path(*parts[:depth]))
+        try:
+            mode = os.stat(folder).st_mode
+        except OSError:
+            return None
+        if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
+class Grading:
+    """One grading run: its scratch folder, the job's copy of vgg_lib, the reaper; ``run`` runs a job.
+
+    protected: paths no job may read (the submissions, the report, the chapters graded against),
+    to which the book's repository (where vgg_lib lives, beside the solutions) and, summatively,
+    vgg_lib itself are added; the bwrap sandbox covers those inside what it shows, the user
+    sandbox covers them all where it can, and refuses (Refused) unless a probe run as a job finds
+    every one unreadable."""
+
+    def __init__(self, sandbox, limits, protected=(), summative=False):
+        self.sandbox, self.limits, self.summative = sandbox, limits, summative
+        package = Path(vgg_lib.__file__).resolve().parent
+        protected = list(protected) + [package.parent] if (package.parent / "_config.yml").is_file() else list(protected)
+        protected += [package] if summative else []  # in the book's repository: the solutions
+        self.protected = sorted({str(Path(p).resolve()) for p in protected if os.path.lexists(p)})
+        self.root = self.library = self.reaper = None
+        self.jobs, self.require_mounts, self.lock, self.ids = 0, False, threading.Lock(), set()
+        self.stopping = threading.Event()
+
+    def stop(self):
+        """Kill the jobs running now (from any thread): the grader is being stopped."""
+        self.stopping.set()
+
+    def __enter__(self):
+        if self.summative and self.sandbox.kind == "none":
+            raise sandboxes.Refused("--summative needs a sandbox: without one the notebook could read the "
+                                    "expected values from the grader's own vgg_lib.")
+        remove_stale_scratch()
+        self.root = Path(tempfile.mkdtemp(prefix=f"vgg-grade-{os.getpid()}-"))
+        try:
+            os.chmod(self.root, 0o711)
+            self.library = make_library(self.root / "library", self.summative)
+            self.reaper = subprocess.Popen([python(), "-c", _BOOT, str(HERE / "reaper.py")], stdin=subprocess.PIPE,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           start_new_session=True)
+            if self.sandbox.kind == "user":
+                self._check_what_a_job_can_read()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.reaper:
+            self.reaper.stdin.close()
+            self.reaper.wait()
+        if self.root:
+            remove(self.root)
+
+    def _tell_reaper(self, message):
+        with self.lock:
+            try:
+                self.reaper.stdin.write((json.dumps(message) + "\n").encode())
+                self.reaper.stdin.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _check_what_a_job_can_read(self):
+        library = self.library / "vgg_lib" / "__init__.py"
+        finished = self._start(None, [python(), "-c", _PROBE, None, json.dumps(self.protected), str(library)])
+        probe, had = finished.probe or {}, finished.confined or {}
+        if not probe:
+            raise sandboxes.Refused(sandboxes.how_to_get_one(
+                f"{self.sandbox.reason}, and a notebook run as a user of its own could not start Python "
+                f"({python()}): {finished.log_tail or 'a folder above it is private'}"))
+        readable = [path for path, shown in probe.get("shown", {}).items() if shown is True or
+                    isinstance(shown, list) and set(shown) - self._shown_inside(path)]
+        if readable or not probe.get("library"):
+            what = ", ".join(readable[:3]) + (" ..." if len(readable) > 3 else "") or "its copy of vgg_lib"
+            raise sandboxes.Refused(sandboxes.how_to_get_one(
+                f"{self.sandbox.reason}, and a notebook run as a user of its own could still read {what} "
+                f"(no mount namespace here to hide it); or make those unreadable to other users (chmod o-rwx)"))
+        self.require_mounts = bool(had.get("mounts"))
+
+    def _needed(self):
+        """What a job must see: the system, the Python it runs (not a virtual environment's
+        folder: jobs run the interpreter itself), the data; and its library."""
+        venv = [sys.prefix] if sys.prefix != sys.base_prefix else []
+        needed = [str(f) for f in sandboxes.read_only_folders()
+                  if not f.is_symlink() and not any(sandboxes._inside(f, v) for v in venv)]
+        return needed + [str(p) for p in sandboxes.data_paths()] + [str(self.library)]
+
+    def _shown_inside(self, folder):
+        """Names directly inside ``folder`` that a job is shown on purpose (leading to a needed path)."""
+        names = set()
+        for path in self._needed():
+            relative = os.path.relpath(path, folder)
+            if not relative.startswith(".."):
+                names.add(relative.split(os.sep)[0])
+        return names
+
+    def run(self, notebook_text, timeout, kernel):
+        """Run one notebook (its text) to at most ``timeout`` seconds of cells; never raises for the job."""
+        runner = [python(), "-c", _BOOT, "library/vgg_lib/teaching/grade_one.py", "BOX", None]
+        return self._start(notebook_text, runner, {"timeout": timeout, "kernel": kernel})
+
+    def _start(self, notebook_text, command, job=None):
+        with self.lock:  # jobs may be started from several threads (grade --jobs)
+            self.jobs += 1
+            number = self.jobs
+            uid = self._free_id() if self.sandbox.kind == "user" else None
+        folder = self.root / f"job-{number}"
+        folder.mkdir()
+        os.chmod(folder, 0o711)  # not mkdir's mode: the grader's umask would take from it
+        box = folder / "box"
+        box.mkdir(mode=0o700)
+        if notebook_text is not None:
+            (box / "submission.ipynb").write_text(notebook_text, encoding="utf-8")
+            (box / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        if uid is not None:
+            for path in [box, *box.iterdir()]:
+                os.chown(path, uid, uid)
+        read_end, write_end = os.pipe()
+        try:
+            process = self._spawn(box, folder / "runner.log", command, uid, write_end)
+        finally:
+            os.close(write_end)
+        self._tell_reaper({"job": number, "uid": uid, "pgid": process.pid, "scratch": str(self.root)})
+        try:
+            finished = self._watch(process, read_end, uid)
+        finally:
+            os.close(read_end)
+            self._kill(process, uid)
+            self._tell_reaper({"job": number, "done": True})
+        self._collect(finished, box, folder / "runner.log")
+        remove(folder)
+        with self.lock:
+            self.ids.discard(uid)
+        return finished
+
+    def _free_id(self):
+        while True:
+            uid = job_users.free_id()
+            if uid not in self.ids:
+                self.ids.add(uid)
+                return uid
+
+    def _spawn(self, box, log_path, command, uid, fd):
+        """Start the job's first process: confine.py, which limits it (and, in the user sandbox,
+        confines it) and runs bwrap or the runner; no ``preexec_fn``, so threads may call this."""
+        kind = self.sandbox.kind
+        seen_box = sandboxes.BOX if kind == "bwrap" else str(box)
+        seen_library = sandboxes.LIBRARY if kind == "bwrap" else str(self.library)
+        argv = [seen_box if part == "BOX" else str(fd) if part is None else
+                part.replace("library/", f"{seen_library}/", 1) if part.startswith("library/") else part
+                for part in command]
+        env = sandboxes.job_environment(seen_box, seen_library)
+        token = None
+        if kind == "bwrap":
+            argv, env = sandboxes.bwrap_command(box, argv, self.library, self.protected), {"PATH": os.environ.get("PATH", "")}
+        elif kind == "none":
+            token = env[sandboxes.TOKEN_VARIABLE] = os.urandom(16).hex()
+        spec = self._spec(box, uid, fd, argv) if uid is not None else \
+            {"rlimits": sandboxes.rlimits(self.limits, sandboxes.processes_of_this_user() + self.limits.processes),
+             "argv": argv}
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen([python(), "-c", _BOOT, str(HERE / "confine.py"), json.dumps(spec)],
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=str(box),
+                                       start_new_session=True, pass_fds=(fd,))
+        process.token = token
+        return process
+
+    def _spec(self, box, uid, fd, argv):
+        needed = self._needed()
+        private = ["/tmp", "/var/tmp", "/dev/shm"]
+        hide = list(self.protected) + [a for a in map(_private_ancestor, needed + [str(self.root)]) if a]
+        expose = [[p, False] for p in needed] + [[str(box), True]]
+        return {"uid": uid, "gid": uid, "fd": fd, "box": str(box), "hide": sorted(set(hide)), "private": private,
+                "expose": expose, "rlimits": sandboxes.rlimits(self.limits), "require_mounts": self.require_mounts,
+                "parent": os.getpid(), "argv": argv}
+
+    def _members(self, process, uid):
+        return job_users.processes_of(uid) if uid is not None else descendants(process.pid)
+
+    def _watch(self, process, read_end, uid):
+        finished, received, start = Finished(), bytearray(), time.monotonic()
+        deadline = start + self.limits.seconds
+        os.set_blocking(read_end, False)
+
+        def drain():
+            while True:
+                try:
+                    data = os.read(read_end, 1 << 16)
+                except BlockingIOError:
+                    return
+                if not data:
+                    return
+                received.extend(data[:max(0, MAX_MESSAGES_BYTES - len(received))])
+
+        while process.poll() is None and not self.stopping.is_set():
+            if time.monotonic() >= deadline:
+                finished.timed_out = True
+                break
+            if select.select([read_end], [], [], POLL_SECONDS)[0]:
+                drain()
+            memory, largest = _rss_mb(self._members(process, uid))
+            finished.peak_mb = max(finished.peak_mb, memory)
+            if memory > self.limits.memory_mb and largest:
+                if finished.over_memory:  # killing the largest process was not enough
+                    break
+                finished.over_memory = True
+                try:
+                    os.kill(largest, signal.SIGKILL)  # the kernel, as a rule: the runner then reports
+                except OSError:
+                    pass
+        drain()
+        finished.returncode = process.poll() if process.poll() is not None else -signal.SIGKILL
+        finished.seconds = time.monotonic() - start
+        self._read_messages(finished, bytes(received))
+        return finished
+
+    @staticmethod
+    def _read_messages(finished, data):
+        for line in data.split(b"\n"):
+            try:
+                message = json.loads(line.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                continue
+            if not isinstance(message, dict):
+                continue
+            if "confined" in message and finished.confined is None:  # the first line, before any job code
+                finished.confined = message["confined"] if isinstance(message["confined"], dict) else {}
+                finished.refused = message.get("refused") if isinstance(message.get("refused"), str) else None
+            elif isinstance(message.get("cell"), int):
+                finished.cell = message["cell"]
+            elif isinstance(message.get("outcome"), str):
+                finished.outcome = message["outcome"]
+            elif isinstance(message.get("executed"), str):
+                finished.executed = message["executed"]
+            elif isinstance(message.get("probe"), dict) and finished.probe is None:
+                finished.probe = message["probe"]
+
+    def _kill(self, process, uid):
+        if uid is not None:
+            job_users.clean_up(uid)
+        else:
+            for pid in descendants(process.pid)[::-1]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        process.wait()
+        if process.token:
+            _kill_carriers(process.token)
+
+    @staticmethod
+    def _collect(finished, box, log_path):
+        try:
+            finished.results = read_regular(box / "results.jsonl", MAX_RESULTS_BYTES)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            finished.results_problem = "results file not a regular file"
+        try:
+            lines = read_regular(log_path, 1 << 20)[-2000:].decode("utf-8", "replace").split("\n")
+            finished.log_tail = next((line for line in reversed(lines) if line.strip()), "")
+        except OSError:
+            pass
+        if finished.returncode == REFUSED and finished.refused is None and finished.confined is not None:
+            finished.refused = "the job could not be confined"
+
+
+def sandbox_problem(mode):
+    """Why the sandbox ``mode`` cannot be had on this machine, or None when it can (for the user
+    sandbox this runs the probe a grading run would)."""
+    try:
+        chosen = sandboxes.choose(mode)
+        if chosen.kind == "user":
+            with Grading(chosen, sandboxes.Limits(seconds=60)):
+                pass
+    except sandboxes.Refused as error:
+        return str(error).split(". Install bubblewrap")[0]
+    return None
+
+
+def main():
+    """``python -m vgg_lib.teaching.jobs``: which sandboxes this machine offers, and why not."""
+    for mode in ("bwrap", "user", "none"):
+        problem = sandbox_problem(mode)
+        print(f"{mode:6} {'available' if problem is None else problem}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
