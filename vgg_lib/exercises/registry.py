@@ -21,7 +21,9 @@ class Exercise:
     (a share such as 0.125, also accepted as "12.5%" or 12.5).
     read_off: True when the exercise asks the student to read its answer off an earlier output
     of the chapter, so that output may show it; otherwise no student copy may show the answer
-    (tests/teaching/test_answer_leaks.py, vgg_lib/teaching/answer_leaks.py).
+    (vgg_lib/teaching/answer_leaks.py, tests/teaching/test_answer_leaks.py).
+    same_number_elsewhere: phrases in which the chapter uses the answer's number for something
+    else ("150 crops" beside a receptive field of 150 pixels); those are not the answer shown.
     """
 
     id: str
@@ -31,6 +33,7 @@ class Exercise:
     rel_tol: float = 0.01
     abs_tol: float = 0.0
     read_off: bool = False
+    same_number_elsewhere: tuple = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -33,7 +33,8 @@ def catalogue_stub(module):
         if exercise_id.startswith(f"{module}/"):
             e = registry.get_exercise(exercise_id)
             lines.append(f"    Exercise(id={e.id!r}, expected=withheld, hint={e.hint!r}, kind={e.kind!r}, "
-                         f"rel_tol={e.rel_tol!r}, abs_tol={e.abs_tol!r}, read_off={e.read_off!r}),\n")
+                         f"rel_tol={e.rel_tol!r}, abs_tol={e.abs_tol!r}, read_off={e.read_off!r}, "
+                         f"same_number_elsewhere={e.same_number_elsewhere!r}),\n")
     return "".join(lines) + ")\n"
 
 
