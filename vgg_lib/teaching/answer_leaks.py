@@ -2,11 +2,12 @@
 
 An answer *shows* in a text when it holds one of the answer's forms that a student would type
 or read and that ``check`` would accept: the exact count (``138357544``, ``138,357,544``), a
-rounding with at least three significant figures (``138.4M``, ``138 million``), a share as a
+rounding with at least three significant figures (``138.4M``, ``138 million``, ``1.38e+08``), a share as a
 percentage at any precision the check accepts (``44.9%``, ``0.80 %``, ``0.8%``) or as a decimal
-with two significant figures or more (``0.449``), a number to its tolerance (``7.81``). Forms
-whose value is a whole number below 100 are not looked for (``7`` in "7×7", ``3`` in "block 3"):
-no chapter could be written without them, and a tolerance can make a round number "correct".
+with two significant figures or more (``0.449``), a number to its tolerance (``7.81``). Not
+looked for: forms whose value is a whole number below 100 (``7`` in "7×7", ``3`` in "block 3",
+``100%``), and decimals with one significant figure (``0.2``, ``0.5``): no chapter's tables could
+be written without them, and a tolerance can make such a round number "correct".
 
 Two declarations in the exercise registry (vgg_lib/exercises/registry.py) refine this: an
 exercise with ``read_off=True`` asks the student to read its answer off an earlier output, which
@@ -46,34 +47,41 @@ def _value(form):
         return None
 
 
-def _common(form):
-    """A whole number below 100, however written ("7", "7.0", "100%" is not: 1.0 is a share)."""
-    value = _value(form)
-    return value is not None and not form.rstrip().endswith("%") and float(value).is_integer() and abs(value) < 100
+def too_common(form):
+    """A whole number below 100, however written: "7", "7.0", and "100%" (which reads as 1)."""
+    try:
+        answer = checking.read_answer(form.strip())
+    except checking.AnswerFormatError:
+        return False
+    value = answer.value / 100 if answer.percent else answer.value
+    return float(value).is_integer() and abs(value) < 100
 
 
-def _significant(digits):
-    return len(digits.replace(",", "").replace(".", "").replace("-", "").lstrip("0"))
+def significant_figures(form):
+    """Significant figures as written: "0.80 %" has two, "138.4M" four, "1.38e+08" three."""
+    digits = re.match(r"[-+]?[\d,]*\.?\d*", form.strip()).group(0)
+    return len(digits.replace(",", "").replace(".", "").replace("-", "").replace("+", "").lstrip("0"))
 
 
 def answer_forms(exercise, expected=None):
     """The forms of ``exercise``'s answer that a text must not hold (see the module's docstring)."""
     value = expected_value(exercise) if expected is None else expected
-    candidates = set()
+    plain, percents = set(), set()
     if value == round(value) and abs(value) >= 100:
-        candidates |= {str(int(round(value))), f"{int(round(value)):,}"}
-    for decimals in range(5):
-        for number in (f"{value:.{decimals}f}", f"{value:,.{decimals}f}"):
-            if _significant(number) >= 2:
-                candidates.add(number)
-        if exercise.kind == "fraction":
-            percent = f"{100 * value:.{decimals}f}"
-            candidates |= {f"{percent}%", f"{percent} %", f"{percent} percent"}
+        plain |= {str(int(round(value))), f"{int(round(value)):,}"}
+    for precision in range(1, 7):
+        plain |= {f"{value:.{precision - 1}f}", f"{value:,.{precision - 1}f}", f"{value:.{precision}g}"}
+        if abs(value) >= 1e3:  # as Python's "e" and "g" formats print it
+            plain.add(f"{value:.{precision - 1}e}")
+        if exercise.kind != "integer":
+            percent = [f"{100 * value:.{precision - 1}f}", f"{100 * value:.{precision}g}"]
+            percents |= {f"{number}{sign}" for number in percent for sign in ("%", " %", " percent")}
         for scale, suffixes in _SCALES:
-            scaled = f"{value / scale:.{decimals}f}"
-            if abs(value) >= scale and _significant(scaled) >= 3:
-                candidates |= {scaled + suffix for suffix in suffixes}
-    return sorted(form for form in candidates if not _common(form) and _accepted(exercise, form))
+            scaled = f"{value / scale:.{precision - 1}f}"
+            if abs(value) >= scale and significant_figures(scaled) >= 3:
+                plain |= {scaled + suffix for suffix in suffixes}
+    candidates = {form for form in plain if significant_figures(form) >= 2} | percents
+    return sorted(form for form in candidates if not too_common(form) and _accepted(exercise, form))
 
 
 def _pattern(form):
