@@ -13,7 +13,6 @@ Sandboxes this machine cannot offer are skipped with the reason (VGG_REQUIRE_SAN
 """
 
 import csv
-import json
 import os
 import signal
 import socket

@@ -25,7 +25,7 @@ def _looker(folder):
     """A chapter-1 submission that asks the registry for the answer, and reads the catalogue."""
     nb = new_notebook(cells=[
         new_code_cell("import inspect, vgg_lib\nfrom vgg_lib.exercises import building_vgg, get_exercise"),
-        new_code_cell(f"source = inspect.getsource(building_vgg)\nprint('withheld' in source, 'count_parameters' in source)"),
+        new_code_cell("source = inspect.getsource(building_vgg)\nprint('withheld' in source, 'count_parameters' in source)"),
         new_code_cell(f"try:\n    print('real catalogue:', len(open({REAL_CATALOGUE!r}).read()))\n"
                       f"except OSError as error:\n    print('real catalogue: blocked', type(error).__name__)"),
         new_code_cell(f"vgg_lib.check({EXERCISE!r}, get_exercise({EXERCISE!r}).expected())"),

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..atomic_write import write_atomically
 from . import jobs
+from .job_watch import read_regular
 from . import sandbox as sandboxes
 from .report import csv_text, report_markdown, text, write_text
 from .submissions import (STARTUP_SECONDS, Submission, assign_chapter, chapters_from, find_submissions,
@@ -42,7 +43,7 @@ def state_path(report):
 
 def _fingerprint(path):
     try:
-        return hashlib.sha256(jobs.read_regular(path, 64 << 20)).hexdigest()
+        return hashlib.sha256(read_regular(path, 64 << 20)).hexdigest()
     except OSError:
         return None
 
@@ -64,7 +65,7 @@ def save_state(path, settings, submissions, folder, fingerprints):
 def load_state(path, settings, folder):
     """{(relative path, sha256): Submission} of an interrupted run with the same settings."""
     try:
-        state = json.loads(jobs.read_regular(path, 256 << 20).decode("ascii"))
+        state = json.loads(read_regular(path, 256 << 20).decode("ascii"))
         if state.get("settings") != settings:
             return {}
         return {(g["path"], g["sha256"]): Submission(notebook=Path(folder) / g["path"], **{k: g[k] for k in _SAVED})

@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 
 from ..exercises import checking, exercise_ids
-from .jobs import read_regular
+from .job_watch import read_regular
 
 SYMBOLS = {"correct": "✅", "wrong": "❌", "unanswered": "✏️", "unreadable": "⚠️", "not run": "⏹", "missing": "∅"}
 MAX_NOTEBOOK_BYTES = 32 << 20
