@@ -67,17 +67,24 @@ for name, target in (("outcome.json", {p['canary']!r}), ("progress", {p['canary'
     except OSError as error:
         pass
 print("VERDICT planted links:", done)""",
-        f"""import os
-found = []
-for pid in os.listdir("/proc"):
-    for what in ("cmdline", "environ", "cwd"):
-        try:
-            seen = os.readlink(f"/proc/{{pid}}/cwd") if what == "cwd" else open(f"/proc/{{pid}}/{{what}}", "rb").read().decode("latin-1")
-        except OSError:
+        # The grader (its command line names vgg_lib.teaching's grade), its environment and folder.
+        """import os
+grader = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        if b"vgg_lib.teaching import grade" not in open("/proc/" + pid + "/cmdline", "rb").read():
             continue
-        if {p['submissions']!r} in seen or {p['out']!r} in seen or "vgg_lib.teaching.grade" in seen:
-            found.append(f"{{pid}}/{{what}}")
-print("VERDICT /proc snooping:", sorted(set(found)))""",
+    except OSError:
+        continue
+    grader[pid] = ["cmdline"]
+    for part, read in (("environ", lambda: open("/proc/" + pid + "/environ", "rb").read()),
+                       ("cwd", lambda: os.readlink("/proc/" + pid + "/cwd"))):
+        try:
+            read()
+            grader[pid].append(part)
+        except OSError:
+            pass
+print("VERDICT /proc snooping:", sorted(grader.values()))""",
         f"""try:
     print("VERDICT reading the solutions:", len(open({p['solutions']!r}).read()), "characters")
 except OSError as error:
@@ -282,7 +289,7 @@ def test_in_a_sandbox_every_attack_fails(run, attack):
     if attack == "planted links":
         return  # planting in its own folder is allowed; what matters is the test above
     if attack == "/proc snooping":
-        assert verdict == "[]"
+        assert verdict == "[]"  # the grader is not even in sight
     elif attack == "network to 127.0.0.1":
         assert verdict.startswith("blocked") and run["connections"] == []
     elif attack in ("leaving a 100 MB file", "writing into /tmp"):
