@@ -172,18 +172,20 @@ def main(spec_text):
         return limit_only(spec)
     channel = spec["fd"]
     os.umask(0o022)  # the folders made to show paths again must be open to the job (the grader's is 077)
-    had = {"network": isolate_network()}
-    try:
-        _call("unshare", CLONE_NEWIPC)
-    except OSError:
-        pass
-    try:
-        _call("unshare", CLONE_NEWUTS)
-        _call("sethostname", b"grading", ctypes.c_size_t(7))  # never without the namespace: the machine's name
-    except OSError:
-        pass
-    had["mounts"] = arrange_mounts(spec["hide"], spec["private"], [tuple(e) for e in spec["expose"]])
-    had["processes"] = had["mounts"] and hide_other_processes()
+    had = {"network": False, "mounts": False, "processes": False}
+    if spec.get("namespaces", True):  # False: as on a machine that allows none (the tests)
+        had["network"] = isolate_network()
+        try:
+            _call("unshare", CLONE_NEWIPC)
+        except OSError:
+            pass
+        try:
+            _call("unshare", CLONE_NEWUTS)
+            _call("sethostname", b"grading", ctypes.c_size_t(7))  # never without the namespace: the machine's name
+        except OSError:
+            pass
+        had["mounts"] = arrange_mounts(spec["hide"], spec["private"], [tuple(e) for e in spec["expose"]])
+        had["processes"] = had["mounts"] and hide_other_processes()
     message = {"confined": had}
     if spec["require_mounts"] and not had["mounts"]:
         message["refused"] = "no mount namespace could be made, and this job needs one"

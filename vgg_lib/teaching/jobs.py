@@ -97,12 +97,13 @@ class Grading:
     sandbox covers them all where it can, and refuses (Refused) unless a probe run as a job finds
     every one unreadable."""
 
-    def __init__(self, sandbox, limits, protected=(), summative=False):
+    def __init__(self, sandbox, limits, protected=(), summative=False, namespaces=True):
         self.sandbox, self.limits, self.summative = sandbox, limits, summative
+        self.namespaces = namespaces  # False: the user sandbox as on a machine that allows none (tests)
         package = Path(vgg_lib.__file__).resolve().parent
         protected = list(protected) + [package.parent] if (package.parent / "_config.yml").is_file() else list(protected)
         protected += [package] if summative else []  # in the book's repository: the solutions
-        self.protected = sorted({str(Path(p).resolve()) for p in protected if os.path.lexists(p)})
+        self.protected = sorted({str(Path(p).resolve()) for p in protected if os.path.lexists(p)} - {"/"})
         self.root = self.library = self.reaper = None
         self.jobs, self.require_mounts, self.lock, self.ids = 0, False, threading.Lock(), set()
         self.stopping = threading.Event()
@@ -159,7 +160,8 @@ class Grading:
             what = ", ".join(readable[:3]) + (" ..." if len(readable) > 3 else "") or "its copy of vgg_lib"
             raise sandboxes.Refused(sandboxes.how_to_get_one(
                 f"{self.sandbox.reason}, and a notebook run as a user of its own could still read {what} "
-                f"(no mount namespace here to hide it); or make those unreadable to other users (chmod o-rwx)"))
+                f"({'even in a mount namespace' if had.get('mounts') else 'no mount namespace here to hide it'}); "
+                f"or make those unreadable to other users (chmod o-rwx)"))
         self.require_mounts = bool(had.get("mounts"))
 
     def _needed(self):
@@ -257,6 +259,7 @@ class Grading:
         expose = [[p, False] for p in needed] + [[str(box), True]]
         return {"uid": uid, "gid": uid, "fd": fd, "box": str(box), "hide": sorted(set(hide)), "private": private,
                 "expose": expose, "rlimits": sandboxes.rlimits(self.limits), "require_mounts": self.require_mounts,
+                "namespaces": self.namespaces,
                 "parent": os.getpid(), "argv": argv}
 
     @staticmethod
