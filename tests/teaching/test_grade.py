@@ -13,7 +13,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from vgg_lib import exercises as checks
 from vgg_lib.exercises import registry
-from vgg_lib.teaching import grade
+from vgg_lib.teaching import grade, jobs, sandbox, submissions
+
+# The strongest sandbox here; these tests are about grading, tests/teaching/ about the sandboxes.
+MODE = next(m for m in ("bwrap", "user", "none") if jobs.sandbox_problem(m) is None)
 
 SETUP = """from vgg_lib.exercises import Exercise, check, register
 register(Exercise(id="test/g-count", expected=lambda: 6 * 7, kind="integer", hint="Multiply."),
@@ -61,7 +64,8 @@ def graded(tmp_path_factory):
     (folder / "dana.ipynb").write_text("this is not a notebook")
     out = tmp_path_factory.mktemp("out")
     code = grade.main([str(folder), "--report", str(out / "report.md"), "--csv", str(out / "scores.csv"),
-                       "--timeout", "300", "--executed", str(out / "executed"), "--exercises-from", str(reference)])
+                       "--timeout", "300", "--executed", str(out / "executed"), "--exercises-from", str(reference),
+                       "--sandbox", MODE])
     rows = list(csv.DictReader(open(out / "scores.csv", encoding="utf-8")))
     return code, (out / "report.md").read_text(encoding="utf-8"), rows, out
 
@@ -116,7 +120,7 @@ def test_a_looping_notebook_is_stopped_at_the_limit_and_keeps_earlier_checks(tmp
     nbformat.write(_submission('check("test/g-count", 42)', "while True:\n    pass", 'check("test/g-share", 0.125)'),
                    path)
     start = time.monotonic()
-    submission = grade.run_submission("eve", path, timeout=30)
+    submission = grade.run_one("eve", path, timeout=30, sandbox=sandbox.choose(MODE))
     assert time.monotonic() - start < 30 + 30  # the limit, plus starting and stopping the kernel
     assert submission.outcome == "stopped at the 30 s time limit in cell 3"
     assert submission.result("test/g-count").status == "correct"
@@ -135,7 +139,7 @@ def test_exercises_come_from_the_reference_notebooks_only(tmp_path):
     reference = tmp_path / "chapter.ipynb"
     nbformat.write(_submission('check("test/g-extra", answer)', 'check("test/g-count", answer)',
                                '# check("test/g-share", answer)\nprint(\'check("test/g-share", 1)\')'), reference)
-    submitted = grade.Submission("fay", tmp_path / "fay.ipynb", checks_in_source=["test/g-count", "test/g-own"])
-    assert grade.exercises_to_grade([submitted], [reference]) == ["test/g-count"]
+    submitted = submissions.Submission("fay", tmp_path / "fay.ipynb", checks_in_source=["test/g-count", "test/g-own"])
+    assert submissions.exercises_to_grade([submitted], [reference]) == ["test/g-count"]
     assert submitted.result("test/g-extra").status == "missing"
     assert submitted.result("test/g-own").status == "not run"

@@ -58,6 +58,7 @@ register(
         hint="Follow the receptive field through configuration A with its last max-pool dropped: "
              "each 3x3 convolution adds 2 x jump, each pooling adds jump and doubles it; the "
              "2x2 convolution that replaced the first FC layer adds (2 - 1) x 16.",
+        same_number_elsewhere=("150 crops", "150 over three scales"),  # the paper's multi-crop count
     ),
     Exercise(
         id="test_protocol/paper-multi-crop-cost",
