@@ -30,24 +30,25 @@ export PYTHONHASHSEED := 0
 test notebooks: export VGG_PROFILE := quick
 
 .PHONY: install chromium poppler book pdf test notebooks colab-today
+.DEFAULT_GOAL := install
 
-# One clear line, not a resolver error, when the interpreter is too old (or not a Python at all).
-define need_python
-@v=$$($(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
-if [ -z "$$v" ] || [ "$$(printf '%s\n' $(MIN_PYTHON) "$$v" | sort -V | head -n1)" != $(MIN_PYTHON) ]; then \
-  echo "make: the book needs Python $(MIN_PYTHON) or newer, and $(1) is $${v:-not a working Python}: $(2)"; \
-  exit 1; fi
-endef
+# One clear line, not a pip resolver error, when the interpreter that would be used (the venv's, or
+# $(PYTHON) to make it) is older than $(MIN_PYTHON) or no Python at all. Not needed to install Debian's tools.
+ifneq ($(filter-out chromium poppler,$(or $(MAKECMDGOALS),install)),)
+USED_PYTHON := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+USED_VERSION := $(shell $(USED_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifneq ($(shell printf '%s\n' $(MIN_PYTHON) $(or $(USED_VERSION),0) | sort -V | head -n1),$(MIN_PYTHON))
+$(error the book needs Python $(MIN_PYTHON) or newer, and $(USED_PYTHON) is $(or $(USED_VERSION),not a working Python): $(if $(wildcard $(PY)),delete $(VENV) and run make again,install a newer one and name it, as in  make book PYTHON=python3.12))
+endif
+endif
 
 $(PY):
-	$(call need_python,$(PYTHON),install one and run  make PYTHON=python$(MIN_PYTHON) ...)
-	@echo "creating the virtual environment $(VENV) with $(PYTHON)"
+	@echo "creating the virtual environment $(VENV) with $(PYTHON) (Python $(USED_VERSION))"
 	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	  echo "make: $(PYTHON) -m venv failed; on Debian or Ubuntu: apt-get install python3-venv"; exit 1; }
 
 # The stamp is newer than requirements.txt and pyproject.toml once they are installed.
 $(INSTALLED): requirements.txt pyproject.toml | $(PY)
-	$(call need_python,$(PY),rm -rf $(VENV) and run make again)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@

@@ -1,11 +1,12 @@
 """Colab today: every chapter, top to bottom, in a stand-in with the versions Google Colab runs now.
 
-    make colab-today                       # every chapter (10-30 minutes on 2 CPU cores)
-    python tests/colab_today.py notebooks/05_training_cifar10.ipynb   # some chapters
+    make colab-today                       # every chapter of _toc.yml (10-30 minutes on 2 quiet cores)
+    .venv/bin/python tests/colab_today.py notebooks/05_training_cifar10.ipynb   # some chapters
 
 ``tests/test_colab_standin.py`` (part of ``make test``) runs chapter 1 with the test machine's own
-Python and torch. This is the same stand-in with Colab's versions (below, as of ``AS_OF``), which
-the test machine does not have: a virtual environment is built once from PyPI (torch's CUDA wheels
+Python and torch. This is the same stand-in with Colab's versions (``COLAB`` below: Colab's own
+snapshot of ``AS_OF``), which the test machine does not have: a virtual environment with exactly
+those versions is built once from PyPI (torch's CUDA wheels
 and their dependencies, about 5 GB) and cached outside the repository, in
 ``~/.cache/vgg_book/colab-today/`` (``VGG_COLAB_TODAY_CACHE`` to move it). Each chapter then gets
 a fresh hard-linked copy of it, as each Colab notebook gets a fresh runtime: the Colab set-up cell
@@ -15,8 +16,15 @@ GPU), the data is the offline sample (``VGG_CIFAR10_NPZ``), checkpoints and "Goo
 fresh folders of this run. The notebooks in the repository are never rewritten: copies run in a
 temporary folder, which is printed, with the executed copies and ``report.json``.
 
-Fails (exit 1) when a chapter fails, or when the set-up cell replaced or upgraded a preinstalled
-package. Python 3.13 is found with ``COLAB_TODAY_PYTHON``, else pyenv's newest 3.13, else
+After each chapter, in its kernel, every control of every live widget it made (chapter 2's
+explorer) is moved as a reader would, which runs its callbacks under Colab's ipywidgets 7.7.1; each
+must redraw the explorer's picture. pip is also asked whether ``pip install "vgg_lib[widgets]"``
+would change anything Colab preinstalled (it must not). The chapters' times are printed as a
+Markdown table at the end, to paste into a report.
+
+Fails (exit 1) when a chapter fails, when the set-up cell replaced or upgraded a preinstalled
+package, when an explorer's control does not redraw it, or when the widgets extra would upgrade
+Colab's ipywidgets. Python 3.13 is found with ``COLAB_TODAY_PYTHON``, else pyenv's newest 3.13, else
 ``python3.13`` on the PATH.
 """
 
@@ -66,6 +74,10 @@ COLAB = {
 # The columns of README.md's table of tested versions.
 HEADLINE = ("python", "torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "ipykernel")
 COLAB_PYTHON = COLAB["python"]
+
+# Colab has no time limit per cell; the stand-in stops a chapter after an hour (a busy 2-core
+# machine took 11 minutes for chapter 5's training cell, timed out at test_colab_standin's 600 s).
+CHAPTER_TIMEOUT_S = 3600
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("VGG_COLAB_TODAY_CACHE") or Path.home() / ".cache" / "vgg_book" / "colab-today")
@@ -204,14 +216,15 @@ def run_chapter(chapter, cached, work, url, shared):
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     nb.cells.append(nbformat.v4.new_code_cell(WIDGET_PROBE))
     nbformat.write(nb, folder / chapter.name)
-    (folder / "driver.py").write_text(DRIVER)
+    assert "timeout=600" in DRIVER, "test_colab_standin's driver changed: update colab_today"
+    (folder / "driver.py").write_text(DRIVER.replace("timeout=600", f"timeout={CHAPTER_TIMEOUT_S}"))
     (folder / "content").mkdir()
     executed_path = work / f"executed-{chapter.name}"
     start = time.perf_counter()
     try:
         result = subprocess.run([str(python), str(folder / "driver.py"), str(folder / chapter.name),
                                  str(executed_path), str(folder / "content")],
-                                env=env, capture_output=True, text=True, timeout=1800)
+                                env=env, capture_output=True, text=True, timeout=CHAPTER_TIMEOUT_S)
         returncode, stderr = result.returncode, result.stderr
     except subprocess.TimeoutExpired as error:
         returncode, stderr = "timeout", str(error)
