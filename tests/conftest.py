@@ -60,6 +60,10 @@ def book_build(tmp_path_factory):
     tests/test_book_pdf.py prints it as one PDF. Run by this interpreter (the project's .venv)."""
     source = tmp_path_factory.mktemp("site") / "book"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("_build", ".git", ".venv*", "*.pt", "checkpoints", "student"))
+    # The project's venv is not copied (gigabytes), but its like must not reach the book: packages
+    # ship .md and .bib files, which Sphinx would read as pages and warn about.
+    (source / ".venv" / "site-packages" / "somepackage").mkdir(parents=True)
+    (source / ".venv" / "site-packages" / "somepackage" / "README.md").write_text("# Not a page of the book\n")
     result = subprocess.run([*book_pdf.JUPYTER_BOOK, "build", str(source), "--builder", "html", "-n", "-W", "--keep-going"],
                             capture_output=True, text=True, timeout=1200)
     return result, source / "_build" / "html"
