@@ -21,7 +21,12 @@ def make(*args, **env):
     if shutil.which("make") is None:
         pytest.fail("make is missing: apt-get install -y make", pytrace=False)
     return subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=60)
+                          env={**_outside_make(), **env}, timeout=60)
+
+
+def _outside_make():
+    """This environment without what an enclosing `make test` passes down to a sub-make."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
 
 
 def fake_python(folder, version):
@@ -101,5 +106,5 @@ def test_every_command_runs_inside_the_venv(tmp_path):
     # and what those start (kernels, scripts) finds the venv first on its PATH
     env = subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", "-f", "Makefile", "-f", "-", "env-check",
                           f"VENV={venv}"], input="env-check:\n\t@echo $$PATH; echo $$VIRTUAL_ENV\n",
-                         capture_output=True, text=True, timeout=60).stdout.splitlines()
+                         capture_output=True, text=True, env=_outside_make(), timeout=60).stdout.splitlines()
     assert env[0].split(":")[0] == f"{venv}/bin" and env[1] == str(venv)
