@@ -226,8 +226,8 @@ def run_chapter(chapter, cached, work, url, shared):
                                  str(executed_path), str(folder / "content")],
                                 env=env, capture_output=True, text=True, timeout=CHAPTER_TIMEOUT_S)
         returncode, stderr = result.returncode, result.stderr
-    except subprocess.TimeoutExpired as error:
-        returncode, stderr = "timeout", str(error)
+    except subprocess.TimeoutExpired:  # the kernel, orphaned, stops itself (ipykernel's parent poller)
+        returncode, stderr = "timeout", f"stopped at the stand-in's limit of {CHAPTER_TIMEOUT_S} s a chapter"
     seconds = time.perf_counter() - start
     after = installed(site_packages)
     changed = {name: [before[name][0], (after.get(name) or ("removed",))[0]]
