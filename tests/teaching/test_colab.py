@@ -95,6 +95,7 @@ def test_sync_rewrites_a_stale_cell_and_keeps_its_place(tmp_path):
     assert cell.source == colab.setup_cell_source(colab.install_url(root))
     assert (cell.id, cell.execution_count, cell.outputs, cell.metadata.tags) == \
            (stale.id, 1, [], ["colab-setup", "hide-input"])
+    assert cell.metadata.mystnb["code_prompt_show"].startswith("Colab set-up")
     assert colab.main(["--check", "--root", str(root)]) == 0
     before = path.read_text()
     colab.main(["--sync", "--root", str(root)])
@@ -109,7 +110,24 @@ def test_sync_inserts_the_cell_before_the_first_code_cell(tmp_path, capsys):
     assert "re-execute it" in capsys.readouterr().out
     cells = nbformat.read(root / "notebooks" / "02_b.ipynb", as_version=4).cells
     assert [c.cell_type for c in cells] == ["markdown", "markdown", "code", "code"]
-    assert cells[2].metadata.tags == ["colab-setup"] and cells[3].source == "x = 1"
+    assert cells[2].metadata.tags == ["colab-setup", "hide-input"] and cells[3].source == "x = 1"
+    assert cells[2].metadata.mystnb == colab.FOLDED["mystnb"]
+    assert colab.main(["--check", "--root", str(root)]) == 0
+
+
+def test_an_unfolded_cell_is_reported_and_folded_without_touching_the_rest(tmp_path, capsys):
+    root = _book(tmp_path)
+    cell = nbformat.v4.new_code_cell(colab.setup_cell_source(colab.install_url(root)), execution_count=1,
+                                     metadata={"tags": ["colab-setup"], "mystnb": {"other": 1}})
+    nbformat.write(_notebook(cell, nbformat.v4.new_code_cell("x = 1", execution_count=2)),
+                   root / "notebooks" / "01_a.ipynb")
+    assert colab.main(["--check", "--root", str(root)]) == 1
+    assert "is not folded on the site" in capsys.readouterr().out
+    colab.main(["--sync", "--root", str(root)])
+    synced = nbformat.read(root / "notebooks" / "01_a.ipynb", as_version=4).cells[1]
+    assert (synced.id, synced.source, synced.execution_count) == (cell.id, cell.source, 1)
+    assert synced.metadata.tags == ["colab-setup", "hide-input"]
+    assert synced.metadata.mystnb == {"other": 1, **colab.FOLDED["mystnb"]}
     assert colab.main(["--check", "--root", str(root)]) == 0
 
 
