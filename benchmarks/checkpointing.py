@@ -4,7 +4,9 @@ and one segment per block, on this machine (chapter 4, vgg_lib/measure/checkpoin
 For each way of cutting: the memory kept for backward after the forward pass and at the peak of
 the backward pass (MB for the whole batch, from the saved-tensor counter), the share of the
 forward pass that is run again, the time of one training step (forward + backward, the fastest
-of --repeats after a warm-up step), and on a GPU torch.cuda.max_memory_allocated.
+of --repeats after a warm-up step) beside the time expected from the recomputation (a step
+without checkpointing plus the recomputed share of its forward pass, both measured), and on a
+GPU torch.cuda.max_memory_allocated.
 
     python benchmarks/checkpointing.py                         # VGG-16, 224x224, batch 1, CPU
     python benchmarks/checkpointing.py --batch-size 32 --device cuda --batch-norm
@@ -45,11 +47,8 @@ def main():
     print(f"VGG configuration {args.config}{' with batch norm' if args.batch_norm else ''}, "
           f"{args.image_size}x{args.image_size}, batch {args.batch_size}, fp32, on {where}")
     print(format_checkpointing_table(rows))
-    plain = rows[0].seconds
-    print("step time / no checkpointing: " + ", ".join(
-        f"{row.label} {row.seconds / plain:.2f}" for row in rows[1:])
-        + "; expected from the recomputed multiply-adds (a step ~ 3 forward passes): "
-        + ", ".join(f"{row.label} {1 + row.recomputed_share / 3:.2f}" for row in rows[1:]))
+    print(f"without checkpointing: a step {rows[0].plain_seconds:.2f} s, its forward pass "
+          f"{rows[0].forward_seconds:.2f} s; expected s = that step + the share run again x that forward pass")
     print(f"whole benchmark: {total:.0f} s")
 
 

@@ -201,11 +201,13 @@ def test_the_table_times_real_steps_and_leaves_the_model_as_it_was():
     rows = checkpointing_table(model, (1, "blocks"), image_size=32, batch_size=2, repeats=1)
     assert [r.segments for r in rows] == [1, "blocks"]
     assert all(r.seconds is not None and r.seconds > 0 and r.cuda_peak_bytes is None for r in rows)
+    assert rows[0].seconds == rows[0].plain_seconds  # no checkpointing: the plain step itself
+    assert rows[1].expected_seconds == rows[1].plain_seconds + rows[1].recomputed_share * rows[1].forward_seconds
     assert [(r.kept_bytes, r.peak_bytes) for r in rows] == [
         (r.kept_bytes, r.peak_bytes) for r in memory_rows(model, (1, "blocks"), 32, 2)]
     assert not model.training and all(p.grad is None for p in model.parameters())
     text = format_checkpointing_table(rows)
-    assert "per block (5)" in text and "step s" in text
+    assert "per block (5)" in text and "step s" in text and "expected s" in text
     assert "step s" not in format_checkpointing_table(rows, times=False)
 
 

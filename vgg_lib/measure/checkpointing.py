@@ -227,6 +227,8 @@ class CheckpointingRow:
     batch_size: int
     seconds: float = None     # one training step (forward + backward), fastest of the repeats
     cuda_peak_bytes: int = None  # torch.cuda.max_memory_allocated during a step, above the start
+    plain_seconds: float = None   # a step of the model without checkpointing
+    forward_seconds: float = None  # a training-mode forward pass of the model without checkpointing
 
     @property
     def label(self):
@@ -239,6 +241,13 @@ class CheckpointingRow:
     @property
     def recomputed_share(self):
         return self.recomputed_macs / self.forward_macs
+
+    @property
+    def expected_seconds(self):
+        """A step without checkpointing plus the recomputed share of a measured forward pass."""
+        if self.plain_seconds is None or self.forward_seconds is None:
+            return None
+        return self.plain_seconds + self.recomputed_share * self.forward_seconds
 
 
 def _feature_index(path, prefix):
@@ -295,14 +304,17 @@ def _synchronise(device):
         torch.cuda.synchronize(device)
 
 
-def _step(model, x):
+def _step(model, x, backward=True):
     model.zero_grad(set_to_none=True)
-    model(x).sum().backward()
+    out = model(x).sum()
+    if backward:
+        out.backward()
 
 
-def time_step(model, x, repeats=2):
+def time_step(model, x, repeats=2, backward=True):
     """Seconds of the fastest of ``repeats`` training steps (forward, backward) of ``model`` on
-    ``x``, and on a GPU the most memory allocated during one, above what was allocated before."""
+    ``x``, and on a GPU the most memory allocated during one, above what was allocated before.
+    ``backward=False`` times the forward pass alone (in the model's mode, gradients enabled)."""
     device = x.device
     times, cuda_peak = [], None
     for _ in range(repeats):
@@ -312,7 +324,7 @@ def time_step(model, x, repeats=2):
             before = torch.cuda.memory_allocated(device)
         _synchronise(device)
         started = time.perf_counter()
-        _step(model, x)
+        _step(model, x, backward)
         _synchronise(device)
         times.append(time.perf_counter() - started)
         if device.type == "cuda":
@@ -325,8 +337,10 @@ def checkpointing_table(model, segmentings=SEGMENTINGS, image_size=224, batch_si
     """Every way of cutting in ``segmentings`` measured side by side, in one run: the memory of
     ``memory_rows`` and, unless ``model`` is on the meta device, the time of a training step
     (forward and backward, the fastest of ``repeats`` after one warm-up step) and on a GPU
-    ``torch.cuda.max_memory_allocated``. The images are random, seeded; the model is put in
-    training mode for the steps and given back in its mode, without gradients."""
+    ``torch.cuda.max_memory_allocated``. Each row also gets the step and the forward pass of
+    the model without checkpointing, measured once (``expected_seconds`` adds the recomputed
+    share of that forward pass to that step). The images are random, seeded; the model is put
+    in training mode for the steps and given back in its mode, without gradients."""
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r}: use a whole number of timed steps, at least 1.")
     rows = memory_rows(model, segmentings, image_size, batch_size)
@@ -341,11 +355,17 @@ def checkpointing_table(model, segmentings=SEGMENTINGS, image_size=224, batch_si
     try:
         model.train()
         _step(model, x)  # warm-up: the first step pays for allocations and kernel choices
+        plain, plain_cuda_peak = time_step(model, x, repeats)
+        forward, _ = time_step(model, x, repeats, backward=False)
         timed = []
         for row in rows:
-            seconds, cuda_peak = time_step(checkpointed(model, row.segments), x, repeats)
+            if row.segment_count == 1:  # no checkpointing: the step just measured
+                seconds, cuda_peak = plain, plain_cuda_peak
+            else:
+                seconds, cuda_peak = time_step(checkpointed(model, row.segments), x, repeats)
             timed.append(CheckpointingRow(**{**row.__dict__, "seconds": seconds,
-                                             "cuda_peak_bytes": cuda_peak}))
+                                             "cuda_peak_bytes": cuda_peak, "plain_seconds": plain,
+                                             "forward_seconds": forward}))
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
@@ -355,11 +375,12 @@ def checkpointing_table(model, segmentings=SEGMENTINGS, image_size=224, batch_si
 def format_checkpointing_table(rows, times=True):
     """Plain text: segments, where they start, memory kept after the forward pass and at the
     peak (MB, 10^6 bytes, for the whole batch), the share of the forward pass run again, and
-    with ``times`` the step time (and the GPU's peak where measured)."""
+    with ``times`` the step time, the time expected from the recomputation (a step without
+    checkpointing plus that share of a forward pass) and the GPU's peak where measured."""
     header = ["segments", "starts at", "kept after forward MB", "peak MB", "forward run again"]
     gpu = times and any(row.cuda_peak_bytes is not None for row in rows)
     if times:
-        header.append("step s")
+        header += ["step s", "expected s"]
     if gpu:
         header.append("GPU peak MB")
     body = []
@@ -368,7 +389,8 @@ def format_checkpointing_table(rows, times=True):
                 f"{megabytes(row.kept_bytes):.1f}", f"{megabytes(row.peak_bytes):.1f}",
                 f"{100 * row.recomputed_share:.0f}%"]
         if times:
-            line.append("-" if row.seconds is None else f"{row.seconds:.2f}")
+            line += ["-" if value is None else f"{value:.2f}"
+                     for value in (row.seconds, row.expected_seconds)]
         if gpu:
             line.append("-" if row.cuda_peak_bytes is None else f"{megabytes(row.cuda_peak_bytes):.0f}")
         body.append(line)
