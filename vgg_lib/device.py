@@ -14,6 +14,9 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Where set, what "auto" means on any device: the maintainers' way to store chapters computed in
+# one precision whatever CPU re-executes them (VGG_PRECISION=fp32 make notebooks ...).
+ENV_PRECISION = "VGG_PRECISION"
 
 
 def choose_device():
@@ -79,12 +82,19 @@ def cpu_has_native_bf16():
 def resolve_precision(precision, device):
     """Turn "auto" into what runs fastest on ``device``: bf16 on GPUs that support it, fp16
     (with loss scaling) on older GPUs such as the T4, bf16 on CPUs where it is faster
-    (``cpu_has_native_bf16``: AMX), else fp32: emulated bf16 is many times slower than fp32."""
+    (``cpu_has_native_bf16``: AMX), else fp32: emulated bf16 is many times slower than fp32.
+    The environment variable VGG_PRECISION, where set, replaces that choice."""
     device = torch.device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}.")
     if precision != "auto":
         return precision
+    forced = os.environ.get(ENV_PRECISION)
+    if forced:
+        if forced not in PRECISIONS[1:]:
+            raise ValueError(f"{ENV_PRECISION}={forced!r}; set it to one of "
+                             f"{', '.join(PRECISIONS[1:])}, or unset it to let each device choose.")
+        return forced
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     if device.type == "cpu":

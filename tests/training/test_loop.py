@@ -192,6 +192,7 @@ def test_bf16_autocast_runs_on_cpu():
 
 
 def test_auto_precision_follows_the_cpu(monkeypatch):
+    monkeypatch.delenv("VGG_PRECISION", raising=False)
     monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert resolve_precision("auto", "cpu") == "fp32"
     # AVX512-BF16 without AMX trains VGG slower in bf16 than in fp32 (device.cpu_has_native_bf16)
@@ -205,6 +206,16 @@ def test_auto_precision_follows_the_cpu(monkeypatch):
     assert resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="choose one of"):
         resolve_precision("half", "cpu")
+
+
+def test_vgg_precision_replaces_auto_and_nothing_else(monkeypatch):
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    monkeypatch.setenv("VGG_PRECISION", "fp32")
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"  # an explicit choice stays
+    monkeypatch.setenv("VGG_PRECISION", "half")
+    with pytest.raises(ValueError, match="VGG_PRECISION='half'; set it to one of fp32, bf16, fp16"):
+        resolve_precision("auto", "cpu")
 
 
 def test_schedules():
