@@ -44,9 +44,12 @@ endif
 
 $(PY):
 	@echo "creating the virtual environment $(VENV) with $(PYTHON) (Python $(USED_VERSION))"
-	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	@$(PYTHON) -m venv --system-site-packages $(VENV) || { rm -rf $(VENV); \
 	  echo "make: $(PYTHON) -m venv failed; on Debian or Ubuntu: apt-get install python3-venv"; exit 1; }
 
+# The venv sees the interpreter's own packages: a pin the interpreter already has at that version
+# is used as it is (a machine that has them, like CI, needs no download), and anything missing or
+# at another version is installed into the venv, never into the interpreter.
 # The stamp is newer than requirements.txt and pyproject.toml once they are installed.
 $(INSTALLED): requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
