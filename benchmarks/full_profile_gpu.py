@@ -31,7 +31,7 @@ torch), one command with ``timeout_s=540`` inside a session budget of 900 s of d
 (machine start and idle included), then given back::
 
     PYTHONUNBUFFERED=1 PYTHONPATH=.gpu python3 .gpu/benchmarks/full_profile_gpu.py \
-        --jpeg .gpu/data/cifar10-full-jpeg.npz --out $OUT --budget 525
+        --jpeg .gpu/data/cifar10-full-jpeg.npz --out $OUT --budget 520
 
 Results: ``results/gpu-2026-12-04/`` (records.jsonl, log.txt).
 
@@ -42,18 +42,21 @@ training / 256 validation / 256 test images; the numbers mean nothing)::
         --out /tmp/out --tiny --budget 120
 """
 
-import argparse
-import json
-import os
-import platform
-import subprocess
-import sys
-import tempfile
 import time
-import traceback
-from pathlib import Path
 
-import torch
+STARTED = time.perf_counter()  # the budget counts from here, imports included
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
@@ -67,7 +70,6 @@ from vgg_lib.training.cifar10 import load_cifar10  # noqa: E402
 from vgg_lib.training.data import ENV_NPZ  # noqa: E402
 from vgg_lib.training.profiles import estimate_seconds, forward_macs, make_profile  # noqa: E402
 
-STARTED = time.perf_counter()
 DEPTH_ORDER = ("A", "D", "E", "B", "C", "A-LRN", "B-5x5")
 MARGIN = 1.15        # estimates are multiplied by this
 SPARE_SECONDS = 20   # a run must end this long before the budget
@@ -80,7 +82,7 @@ def parse_args(argv=None):
     parser.add_argument("--jpeg", type=Path, default=None,
                         help="cifar10-full-jpeg.npz (unpack_jpeg.py beside it): decode it first")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
-    parser.add_argument("--budget", type=float, default=525.0,
+    parser.add_argument("--budget", type=float, default=520.0,
                         help="seconds from the script's start within which every run must end")
     parser.add_argument("--tiny", action="store_true", help="a rehearsal: seconds of work per run")
     return parser.parse_args(argv)
@@ -208,6 +210,23 @@ def estimate(run, train_images, measured, device, validation, test_images):
     return estimate_seconds(run.spec, run.recipe, train_images, validation, test_images, hardware)
 
 
+def forecast(groups, datasets, measured, device, done, budget):
+    """One line: how long every run not yet done would take, by ``estimate``, against the time
+    left (the plan's subset that fits is decided run by run)."""
+    total, names = 0.0, set()
+    for group in groups:
+        kwargs = datasets[group.data_key]
+        images = kwargs["train_images"] or 50_000 - kwargs["validation"]
+        for run in group.runs:
+            if run.name not in done and run.name not in names:
+                names.add(run.name)
+                total += MARGIN * estimate(run, images, measured, device, kwargs["validation"],
+                                           kwargs["test_images"] or 10_000)
+    return (f"forecast after the first run: {len(names)} runs still to do, ~{total:.0f} s "
+            f"(x{MARGIN} margin) against {budget - elapsed():.0f} s left: "
+            + ("all fit" if total < budget - elapsed() - SPARE_SECONDS else "only a subset fits"))
+
+
 # --- the session ---------------------------------------------------------------------------
 
 def summary(group, result):
@@ -275,6 +294,8 @@ def main(argv=None):
             steps, batch = steps_of(run, train_images)
             measured.append((run, steps, batch, result.record.seconds))
             log(summary(group, result))
+            if len(measured) == 1:
+                log(forecast(groups, datasets, measured, device, done, args.budget))
     left_out = {}
     for chapter, name, seed in skipped:
         left_out.setdefault(f"{chapter}: {name}", []).append(str(seed))
