@@ -33,6 +33,9 @@ torch), one command with ``timeout_s=540`` inside a session budget of 900 s of d
     PYTHONUNBUFFERED=1 PYTHONPATH=.gpu python3 .gpu/benchmarks/full_profile_gpu.py \
         --jpeg .gpu/data/cifar10-full-jpeg.npz --out $OUT --budget 520
 
+and a second time, the same day, with what was left of the session's device time, adding
+``--done results/gpu-2026-12-04/records.jsonl --budget 265`` (``timeout_s=285``).
+
 Results: ``results/gpu-2026-12-04/`` (records.jsonl, log.txt).
 
 Rehearsal on a CPU, end to end in about a minute (``--tiny``: width 1/16, one epoch, 512
