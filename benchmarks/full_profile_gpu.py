@@ -33,6 +33,9 @@ torch), one command with ``timeout_s=540`` inside a session budget of 900 s of d
     PYTHONUNBUFFERED=1 PYTHONPATH=.gpu python3 .gpu/benchmarks/full_profile_gpu.py \
         --jpeg .gpu/data/cifar10-full-jpeg.npz --out $OUT --budget 520
 
+and a second time, the same day, with what was left of the session's device time, adding
+``--done results/gpu-2026-12-04/records.jsonl --budget 265`` (``timeout_s=285``).
+
 Results: ``results/gpu-2026-12-04/`` (records.jsonl, log.txt).
 
 Rehearsal on a CPU, end to end in about a minute (``--tiny``: width 1/16, one epoch, 512
@@ -85,6 +88,9 @@ def parse_args(argv=None):
     parser.add_argument("--budget", type=float, default=520.0,
                         help="seconds from the script's start within which every run must end")
     parser.add_argument("--tiny", action="store_true", help="a rehearsal: seconds of work per run")
+    parser.add_argument("--done", type=Path, default=None,
+                        help="records.jsonl of an earlier session: its runs are not run again "
+                             "(and their times start the estimates)")
     return parser.parse_args(argv)
 
 
@@ -229,6 +235,31 @@ def forecast(groups, datasets, measured, device, done, budget):
 
 # --- the session ---------------------------------------------------------------------------
 
+def run_key(label, seed, epochs, lr, train_images):
+    return (label, seed, epochs, float(lr), train_images)
+
+
+def recorded_runs(path, groups, datasets):
+    """{run name: seconds} of the planned runs that ``path`` (a records.jsonl) already holds,
+    matched by label, seed, epochs, peak learning rate and training images."""
+    keys = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        identity = record["identity"]
+        keys[run_key(identity["label"], record["seed"], identity["recipe"]["epochs"],
+                     identity["recipe"]["lr"], identity["data"]["train"]["images"])] = record["seconds"]
+    found = {}
+    for group in groups:
+        kwargs = datasets[group.data_key]
+        images = kwargs["train_images"] or 50_000 - kwargs["validation"]
+        for run in group.runs:
+            key = run_key(run.label, run.seed, run.recipe.epochs, run.recipe.lr,
+                          run.train_images or images)
+            if key in keys:
+                found[run.name] = (run, images, keys[key])
+    return found
+
+
 def summary(group, result):
     record = result.record
     metrics = record.metrics
@@ -255,6 +286,11 @@ def main(argv=None):
     log(f"precision auto -> {resolve_precision('auto', device)} on {device}; chapter 6: "
         f"{BATCH_NORM_SETTINGS['full'].precision}")
     loaded, measured, done, skipped = {}, [], set(), []
+    if args.done is not None:
+        for name, (run, images, seconds) in recorded_runs(args.done, groups, datasets).items():
+            done.add(name)
+            measured.append((run, *steps_of(run, images), seconds))
+        log(f"{len(done)} planned runs already recorded in {args.done}: not run again")
     for group in groups:
         if group.data_key not in loaded:
             started = time.perf_counter()
