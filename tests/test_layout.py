@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vgg_lib"
-PARTS = ("architecture", "measure", "training", "inspection", "exercises", "teaching")
+PARTS = ("architecture", "measure", "training", "inspection", "transfer", "exercises", "teaching")
 HELPERS = ("device", "tables", "atomic_write")
 COMMANDS = ("train",)  # python -m vgg_lib.<command>
 ALLOWED = {
@@ -30,10 +30,11 @@ ALLOWED = {
     "measure": {"architecture"},
     "training": {"architecture", "measure"},
     "inspection": {"architecture", "measure"},
-    "exercises": {"architecture", "measure", "training", "inspection"},
-    "teaching": {"architecture", "measure", "training", "inspection", "exercises"},
+    "transfer": {"architecture", "measure", "training", "inspection"},
+    "exercises": {"architecture", "measure", "training", "inspection", "transfer"},
+    "teaching": {"architecture", "measure", "training", "inspection", "transfer", "exercises"},
     "helper": set(),
-    "face": {"architecture", "measure", "training", "inspection", "exercises"},
+    "face": {"architecture", "measure", "training", "inspection", "transfer", "exercises"},
     "command": {"architecture", "measure", "training", "inspection"},
 }
 

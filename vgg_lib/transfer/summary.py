@@ -1,0 +1,125 @@
+"""Chapter 11's results, summarised over seeds: tables of mean ± standard deviation and
+seed-by-seed (paired) differences between two methods.
+
+Every seed shares one pretraining run, one label subset per budget and one random start between
+the methods it compares, so two methods are compared through their difference *per seed*: its
+mean, its standard error and their ratio t. The chapter states a direction only where
+|t| >= 4 (``CLAIM_T``); its hidden guards check 2.78 (``GUARD_T``, the 97.5 % point of Student's
+t with 4 degrees of freedom, five seeds), so that a regenerated set of records has margin.
+"""
+
+import math
+
+from ..tables import text_table
+from ..training.sweeps import mean_std
+from .study import PIXELS, budget_name
+
+CLAIM_T = 4.0
+GUARD_T = 2.78
+
+
+def probe_accuracies(results, network, layer, budget, split="test"):
+    """Per seed (in the results' order), the probe's accuracy for one network, layer and budget."""
+    budget = budget_name(budget) if not isinstance(budget, str) else budget
+    if layer == PIXELS:
+        network = "none"
+    found = []
+    for result in results:
+        rows = [r for r in result["probes"] if (r["network"], r["layer"], r["budget"])
+                == (network, layer, budget)]
+        if len(rows) != 1:
+            raise KeyError(f"Seed {result['seed']} has {len(rows)} probe(s) for {network} "
+                           f"{layer} at budget {budget}.")
+        found.append(rows[0][split])
+    return found
+
+
+def best_probe_accuracies(results, network, budget, layers):
+    """Per seed, the test accuracy of the probe whose layer (of ``layers``) had the highest
+    validation accuracy: the block is a choice made on validation, like the penalty."""
+    found = []
+    for index, result in enumerate(results):
+        one = [result]
+        best = max(layers, key=lambda layer: (probe_accuracies(one, network, layer, budget, "val")[0],
+                                              -layers.index(layer)))
+        found.append(probe_accuracies(one, network, best, budget)[0])
+    return found
+
+
+def training_accuracies(results, method, budget, split="test"):
+    """Per seed, the accuracy of fine-tuning or training from scratch at one budget."""
+    budget = budget_name(budget) if not isinstance(budget, str) else budget
+    found = []
+    for result in results:
+        rows = [r for r in result["training"] if (r["method"], r["budget"]) == (method, budget)]
+        if len(rows) != 1:
+            raise KeyError(f"Seed {result['seed']} has {len(rows)} run(s) of {method} at budget "
+                           f"{budget}.")
+        found.append(rows[0][split])
+    return found
+
+
+def paired_difference(first, second):
+    """(mean, standard error, t) of ``first[i] - second[i]`` over seeds ``i``; t is inf when
+    every difference is the same and not zero, and 0 when they are all zero."""
+    if len(first) != len(second) or len(first) < 2:
+        raise ValueError(f"A paired difference needs two equally long lists of at least two "
+                         f"seeds, not {len(first)} and {len(second)}.")
+    differences = [a - b for a, b in zip(first, second)]
+    mean, std = mean_std(differences)
+    error = std / math.sqrt(len(differences))
+    if error == 0:
+        return mean, 0.0, (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    return mean, error, mean / error
+
+
+def verdict(first, second, names=("first", "second"), threshold=CLAIM_T):
+    """"<first> ahead", "<second> ahead" or "not settled by these seeds", at ``threshold``."""
+    mean, _, t = paired_difference(first, second)
+    if abs(t) < threshold:
+        return "not settled by these seeds"
+    return f"{names[0] if mean > 0 else names[1]} ahead"
+
+
+def percent(values, digits=1):
+    """"87.3 ± 1.2": mean ± standard deviation over seeds, in percent."""
+    mean, std = mean_std(values)
+    return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f}"
+
+
+def probe_table(results, layers, budgets):
+    """Plain text: one row per layer, test accuracy (%) of the probe on the trained and on the
+    untrained network at every budget, mean ± std over the seeds."""
+    header = ["layer"] + [f"{budget_name(b)}/class {n}" for b in budgets
+                          for n in ("trained", "random")]
+    rows = []
+    for layer in layers:
+        row = [layer]
+        for budget in budgets:
+            for network in ("trained", "random"):
+                if layer == PIXELS and network == "random":
+                    row.append("(same)")
+                else:
+                    row.append(percent(probe_accuracies(results, network, layer, budget)))
+        rows.append(row)
+    seeds = ", ".join(str(r["seed"]) for r in results)
+    return (text_table(header, rows) + f"\ntest accuracy %, mean ± std over seeds {seeds}; "
+            f"{PIXELS}: the probe on the mean colour of the image")
+
+
+def method_table(results, budgets, layers, paper_layer):
+    """Plain text: test accuracy (%) at every budget of the probe on the paper's layer, the
+    probe on the block chosen on validation, fine-tuning and training from scratch."""
+    methods = {
+        f"probe on {paper_layer} (the paper's layer)":
+            lambda b: probe_accuracies(results, "trained", paper_layer, b),
+        "probe on the best block (chosen on validation)":
+            lambda b: best_probe_accuracies(results, "trained", b, layers),
+        "fine-tune": lambda b: training_accuracies(results, "fine-tune", b),
+        "from scratch": lambda b: training_accuracies(results, "scratch", b),
+    }
+    header = ["method"] + [f"{budget_name(b)}/class" for b in budgets]
+    rows = [[name] + [percent(accuracies(b)) for b in budgets]
+            for name, accuracies in methods.items()]
+    seeds = ", ".join(str(r["seed"]) for r in results)
+    return text_table(header, rows) + f"\ntest accuracy %, mean ± std over seeds {seeds}"
