@@ -12,7 +12,8 @@ from vgg_lib.architecture.spec import ModelSpec
 from vgg_lib.training.recipe import TrainConfig
 from vgg_lib.transfer.settings import QUICK, RECORDS, TransferSettings
 from vgg_lib.transfer.split import SOURCE_CLASSES, TARGET_CLASSES, class_split
-from vgg_lib.transfer.summary import (CLAIM_T, GUARD_T, best_probe_accuracies, method_table,
+from vgg_lib.transfer.summary import (CLAIM_T, GUARD_T, best_probe_accuracies, difference_table,
+                                      method_table,
                                       paired_difference, percent, probe_accuracies, probe_table,
                                       training_accuracies, verdict)
 
@@ -113,18 +114,18 @@ def test_settings_need_a_recipe_for_every_budget_and_are_plain_data():
 
 def test_summaries_pick_the_rows_of_every_seed(finished):
     _, results = finished
-    values = probe_accuracies(results, "trained", "relu3_2", None)
+    values = probe_accuracies(results, "trained", "pool3", None)
     assert len(values) == 2
     assert probe_accuracies(results, "random", study.PIXELS, 2) == \
         probe_accuracies(results, "trained", study.PIXELS, 2)   # the pixels have no network
-    layers = [study.PIXELS, "relu1_1", "relu2_1", "relu3_2", "relu4_2", "relu5_2"]
+    layers = [study.PIXELS, "pool1", "pool2", "pool3", "pool4", "pool5"]
     best = best_probe_accuracies(results, "trained", 2, layers)
     assert all(b in [probe_accuracies([r], "trained", layer, 2)[0] for layer in layers]
                for b, r in zip(best, results))
     assert len(training_accuracies(results, "scratch", "all")) == 2
     table = probe_table(results, layers, (2, None))
-    assert "relu5_2" in table and "seeds 0, 1" in table
-    assert "fine-tune" in method_table(results, (2, None), layers, "relu5_2")
+    assert "pool5" in table and "seeds 0, 1" in table
+    assert "fine-tune" in method_table(results, (2, None), layers, "pool5")
     with pytest.raises(KeyError, match="budget 7"):
         training_accuracies(results, "scratch", 7)
 
@@ -136,8 +137,11 @@ def test_paired_differences_and_verdicts():
     mean, error, t = paired_difference([0.70, 0.72, 0.74, 0.71], [0.60, 0.66, 0.61, 0.64])
     assert error > 0 and t == pytest.approx(mean / error)
     assert verdict([0.70, 0.72, 0.74, 0.71], [0.60, 0.66, 0.61, 0.64], ("A", "B")) == "A ahead"
-    assert verdict([0.6, 0.7, 0.5], [0.65, 0.55, 0.6], ("A", "B")) == "not settled by these seeds"
+    assert verdict([0.6, 0.7, 0.5], [0.65, 0.55, 0.6], ("A", "B")) == "not settled"
     assert GUARD_T < CLAIM_T
     assert percent([0.5, 0.7]) == "60.0 ± 14.1"
     with pytest.raises(ValueError, match="at least two"):
         paired_difference([0.5], [0.4])
+    table = difference_table([("x - y", [0.70, 0.72, 0.74, 0.71], [0.60, 0.66, 0.61, 0.64]),
+                              ("same", [0.5, 0.6], [0.5, 0.6])], names=("x", "y"))
+    assert "x ahead" in table and "not settled" in table and "+9.0" in table

@@ -25,6 +25,11 @@ def pooled_length(block=4):
     return list(pooled_dimensions(_chapter_network()).values())[block - 1]
 
 
+def all_blocks_pooled_length():
+    """Length of the five blocks' pooled feature vectors put end to end."""
+    return sum(pooled_dimensions(_chapter_network()).values())
+
+
 def flat_length(block=4, image_size=32):
     """How many numbers the feature map of ``block`` holds for one ``image_size`` image."""
     model = _chapter_network()
@@ -61,11 +66,12 @@ def caltech_svm_weights(config="D"):
 
 register(
     Exercise(
-        id="transfer_features/pooled-block4-length",
-        expected=pooled_length,
+        id="transfer_features/all-blocks-pooled-length",
+        expected=all_blocks_pooled_length,
         kind="integer",
-        hint="Global average pooling leaves one number per channel. Block 4 of configuration A "
-             "has 512 channels at the paper's width; the chapter's network has a quarter of them.",
+        hint="Global average pooling leaves one number per channel. At the paper's width the "
+             "blocks of configuration A end with 64, 128, 256, 512 and 512 channels; the "
+             "chapter's network has a quarter of each. Add the five.",
     ),
     Exercise(
         id="transfer_features/flat-block4-length",

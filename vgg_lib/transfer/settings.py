@@ -8,7 +8,7 @@ fine-tuning and from-scratch recipes); the target's 4,000 test images are evalua
 reported run.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 
 from ..architecture.spec import ModelSpec
 from ..training.recipe import TrainConfig
@@ -48,7 +48,6 @@ class TransferSettings:
     perceptual_images: int = 1_000  # target test images in the perceptual-distance study
     texture_size: tuple = (64, 64)  # the synthesised texture (the exemplar is 32 x 32)
     texture_iterations: int = 200   # L-BFGS iterations of one synthesis
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         missing = [b for b in self.budgets if b not in self.fine_tune or b not in self.scratch]
@@ -56,15 +55,39 @@ class TransferSettings:
             raise ValueError(f"Settings {self.name!r}: no fine-tuning or from-scratch recipe for "
                              f"the budget(s) {missing}.")
 
+    def replace(self, **changes):
+        return replace(self, **changes)
+
     def to_dict(self):
-        """Plain data (JSON-ready): what decides the runs' results."""
+        """Every setting as plain data (JSON-ready)."""
         found = asdict(self)
         found["network"] = self.network.to_dict()
-        for name in ("pretrain",):
-            found[name] = getattr(self, name).to_dict()
+        found["pretrain"] = self.pretrain.to_dict()
         for name in ("fine_tune", "scratch"):
             found[name] = {str(b): r.to_dict() for b, r in getattr(self, name).items()}
         return found
+
+    def describe(self):
+        """A few lines: the network, the pretraining, the budgets, the recipes, the seeds."""
+        def recipe(r):
+            return f"{r.epochs} epochs at peak lr {r.lr:g}"
+
+        budgets = ", ".join(("all" if b is None else str(b)) for b in self.budgets)
+        lines = [f"transfer settings {self.name!r}: {self.network.describe()}, "
+                 f"{self.precision}, seeds {', '.join(map(str, self.seeds))}",
+                 f"pretraining on the source task: {recipe(self.pretrain)}, batch "
+                 f"{self.pretrain.batch_size}; label budgets per target class: {budgets}"]
+        for name, recipes in (("fine-tuning", self.fine_tune), ("from scratch", self.scratch)):
+            lines.append(f"{name}: " + "; ".join(
+                f"{'all' if b is None else b}/class {recipe(r)}" for b, r in recipes.items()))
+        return "\n".join(lines)
+
+    def seed_fields(self):
+        """The settings one seed's results depend on (not the name, not which other seeds the
+        study has, not the perceptual and texture settings, which the chapter applies later)."""
+        keep = ("network", "pretrain", "validation", "budgets", "l2_grid", "precision",
+                "fine_tune", "scratch")
+        return {k: v for k, v in self.to_dict().items() if k in keep}
 
 
 def _recipe(epochs, lr):

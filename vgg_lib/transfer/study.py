@@ -20,6 +20,8 @@ from ..training.checkpoint import default_checkpoint_dir, load_model, save_check
 from ..training.data import data_fingerprint, load_cifar10
 from ..training.loop import fit
 from ..training.reproducibility import seed_everything
+# chapter 8's study engine already compares stored fingerprints and names what differs
+from ..training.studies import StudyMismatch, _differences
 from .features import pooled_block_features
 from .fine_tuning import from_scratch, with_new_head
 from .probes import choose_probe
@@ -27,10 +29,6 @@ from .split import SOURCE_CLASSES, TARGET_CLASSES, class_split, labelled_indices
 
 RESULT_FORMAT = "vgg_lib.transfer-seed/1"
 PIXELS = "pixels"   # the probe on each image's mean colour: "block 0" of the chapter's plots
-
-
-class StudyMismatch(ValueError):
-    """A stored seed was computed with other settings or other data than asked for now."""
 
 
 def load_tasks(settings, device="cpu"):
@@ -131,7 +129,7 @@ def steps_to_train(settings, source, target):
 
 def fingerprint(settings, source, target):
     """What decides a seed's results: the settings and both tasks' training images."""
-    return {"settings": settings.to_dict(),
+    return {"settings": settings.seed_fields(),
             "source": {k: v for k, v in data_fingerprint(source).items() if k != "source"},
             "target": {k: v for k, v in data_fingerprint(target).items() if k != "source"}}
 
@@ -139,17 +137,6 @@ def fingerprint(settings, source, target):
 def study_folder(settings):
     """``<checkpoint folder>/transfer/<settings.name>``."""
     return default_checkpoint_dir() / "transfer" / settings.name
-
-
-def _differences(stored, wanted, prefix=""):
-    found = []
-    for key in sorted(set(stored) | set(wanted)):
-        a, b = stored.get(key, "<missing>"), wanted.get(key, "<missing>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            found += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            found.append(f"{prefix}{key}: stored {a!r} vs now {b!r}")
-    return found
 
 
 def read_seed(path, wanted):

@@ -74,10 +74,10 @@ def paired_difference(first, second):
 
 
 def verdict(first, second, names=("first", "second"), threshold=CLAIM_T):
-    """"<first> ahead", "<second> ahead" or "not settled by these seeds", at ``threshold``."""
+    """"<first> ahead", "<second> ahead" or "not settled", at ``threshold``."""
     mean, _, t = paired_difference(first, second)
     if abs(t) < threshold:
-        return "not settled by these seeds"
+        return "not settled"
     return f"{names[0] if mean > 0 else names[1]} ahead"
 
 
@@ -123,3 +123,18 @@ def method_table(results, budgets, layers, paper_layer):
             for name, accuracies in methods.items()]
     seeds = ", ".join(str(r["seed"]) for r in results)
     return text_table(header, rows) + f"\ntest accuracy %, mean ± std over seeds {seeds}"
+
+
+def difference_table(comparisons, names=("first", "second")):
+    """Plain text: one row per ``(label, first, second)`` (per-seed accuracies): the mean
+    difference first - second in points, its standard error, t, and the verdict at
+    ``CLAIM_T``."""
+    rows = []
+    for label, first, second in comparisons:
+        mean, error, t = paired_difference(first, second)
+        rows.append([label, f"{100 * mean:+.1f}", f"{100 * error:.1f}",
+                     "inf" if math.isinf(t) else f"{t:+.1f}", verdict(first, second, names)])
+    seeds = sorted({len(first) for _, first, _ in comparisons})
+    return (text_table(["difference", "mean (points)", "std. error", "t", f"|t| >= {CLAIM_T:g}"],
+                       rows)
+            + f"\nper-seed differences of test accuracy over {'/'.join(map(str, seeds))} seeds")
