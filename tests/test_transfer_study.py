@@ -145,3 +145,17 @@ def test_paired_differences_and_verdicts():
     table = difference_table([("x - y", [0.70, 0.72, 0.74, 0.71], [0.60, 0.66, 0.61, 0.64]),
                               ("same", [0.5, 0.6], [0.5, 0.6])], names=("x", "y"))
     assert "x ahead" in table and "not settled" in table and "+9.0" in table
+
+
+def test_the_chosen_learning_rates_are_the_best_of_their_record():
+    from vgg_lib.transfer.settings import TARGET_LR_TUNING
+
+    means = {}
+    for method, budget, lr, values in TARGET_LR_TUNING:
+        means.setdefault((method, budget), {})[lr] = sum(values) / len(values)
+    assert {budget for _, budget in means} == set(RECORDS.budgets)
+    for (method, budget), by_lr in means.items():
+        recipes = RECORDS.fine_tune if method == "fine-tune" else RECORDS.scratch
+        assert recipes[budget].lr == max(by_lr, key=by_lr.get), (method, budget)
+        assert QUICK.fine_tune[budget].lr == RECORDS.fine_tune[budget].lr
+        assert QUICK.scratch[budget].lr == RECORDS.scratch[budget].lr

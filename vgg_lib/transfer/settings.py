@@ -96,16 +96,57 @@ def _recipe(epochs, lr):
 
 
 # Fine-tuning and from scratch: the same epochs (hence the same optimiser steps) for both at a
-# budget, so that only the starting weights differ; the peak learning rate of each chosen on
-# the target's validation split (TARGET_LR_TUNING). A budget of 10 images per class is one
-# batch of 40: 60 epochs are 60 steps. PROVISIONAL: the pilots are still running.
-FINE_TUNE = {10: _recipe(60, 0.1), 100: _recipe(40, 0.1), None: _recipe(4, 0.1)}
-SCRATCH = {10: _recipe(60, 0.3), 100: _recipe(40, 0.3), None: _recipe(4, 0.3)}
+# budget, so that only the starting weights differ; the peak learning rate of each chosen per
+# budget on the target's validation split (TARGET_LR_TUNING below). A budget of 10 images per
+# class is one batch of 40, so its 60 epochs are 60 steps; 100 per class are 3 batches of 128
+# (40 epochs, 120 steps); all 18,000 images 140 batches (4 epochs, 560 steps).
+FINE_TUNE = {10: _recipe(60, 0.1), 100: _recipe(40, 0.6), None: _recipe(4, 0.3)}
+SCRATCH = {10: _recipe(60, 0.01), 100: _recipe(40, 0.1), None: _recipe(4, 0.3)}
+# The record of that choice: (method, labels per class (None: all), peak lr, final validation
+# accuracy of seeds 0 and 1, or of seed 0 alone). Fine-tuning started from one pretrained
+# network (seed 0 of the records' pretraining, its source validation accuracy 75.5 %); the
+# seeds drew the labelled images, the new classifier and the data order. The highest mean
+# wins; every other setting as above. The test set was never evaluated. fp32, one thread per
+# run, two runs at a time on the book's 2-core Intel Xeon beside other work (times therefore
+# not quoted), 2026-12-04.
+TARGET_LR_TUNING = (
+    ("fine-tune", 10, 0.01, (0.525, 0.496)),
+    ("fine-tune", 10, 0.03, (0.55, 0.5355)),
+    ("fine-tune", 10, 0.1, (0.5615, 0.547)),        # chosen
+    ("fine-tune", 10, 0.3, (0.5555, 0.5495)),
+    ("fine-tune", 100, 0.01, (0.65, 0.642)),
+    ("fine-tune", 100, 0.03, (0.7055, 0.672)),
+    ("fine-tune", 100, 0.1, (0.735, 0.7065)),
+    ("fine-tune", 100, 0.3, (0.756, 0.7195)),
+    ("fine-tune", 100, 0.6, (0.7675, 0.7325)),      # chosen
+    ("fine-tune", 100, 1.0, (0.746, 0.727)),
+    ("fine-tune", None, 0.01, (0.8165,)),
+    ("fine-tune", None, 0.03, (0.867,)),
+    ("fine-tune", None, 0.1, (0.9005, 0.9085)),
+    ("fine-tune", None, 0.3, (0.912, 0.916)),       # chosen
+    ("fine-tune", None, 0.6, (0.9185, 0.9065)),
+    ("scratch", 10, 0.003, (0.4545, 0.427)),
+    ("scratch", 10, 0.01, (0.482, 0.46)),           # chosen
+    ("scratch", 10, 0.03, (0.4525, 0.4555)),
+    ("scratch", 10, 0.1, (0.4585, 0.3915)),
+    ("scratch", 10, 0.3, (0.405,)),
+    ("scratch", 100, 0.03, (0.609, 0.582)),
+    ("scratch", 100, 0.1, (0.658, 0.605)),          # chosen
+    ("scratch", 100, 0.3, (0.577,)),
+    ("scratch", None, 0.1, (0.8845, 0.8945)),
+    ("scratch", None, 0.3, (0.8975, 0.892)),        # chosen
+    ("scratch", None, 0.6, (0.8865, 0.8875)),
+)
 
+# records: five seeds (the fewest the chapter compares methods with), the recipes above.
+# quick: two seeds, pretraining shortened to 3 epochs and the all-labels runs to 2, so that
+# the chapter runs in about six minutes on two CPU cores without stored records.
 RECORDS = TransferSettings(name="records", seeds=(0, 1, 2, 3, 4), fine_tune=FINE_TUNE,
                            scratch=SCRATCH)
-QUICK = TransferSettings(name="quick", seeds=(0, 1), fine_tune=FINE_TUNE, scratch=SCRATCH,
-                         pretrain=PRETRAIN.replace(epochs=3))
+QUICK = TransferSettings(
+    name="quick", seeds=(0, 1), pretrain=PRETRAIN.replace(epochs=3),
+    fine_tune={**FINE_TUNE, None: FINE_TUNE[None].replace(epochs=2)},
+    scratch={**SCRATCH, None: SCRATCH[None].replace(epochs=2)}, perceptual_images=500)
 PROFILES = {settings.name: settings for settings in (QUICK, RECORDS)}
 
 
