@@ -10,7 +10,8 @@ from vgg_lib.training.data import CLASSES, CIFAR10Data
 from vgg_lib.transfer.features import (penultimate_features, pooled_block_features,
                                       pooled_dimensions)
 from vgg_lib.transfer.fine_tuning import from_scratch, with_new_head
-from vgg_lib.transfer.perceptual import (KINDS, SAME_PICTURE, blurred, distance_study,
+from vgg_lib.transfer.perceptual import (KINDS, SAME_PICTURE, across_networks, blurred,
+                                         distance_study,
                                          feature_distance, partners, perturbations,
                                          pixel_distance, relative_medians, same_picture_rate,
                                          shifted, with_noise)
@@ -320,3 +321,13 @@ def test_the_penultimate_features_are_what_the_last_layer_reads(one_thread):
     assert found.shape == (10, 256)
     torch.testing.assert_close(found, fc7)
     assert not any(module._forward_hooks for module in paper.modules())
+
+
+def test_tables_of_several_networks_are_averaged_with_their_spread():
+    tables = [{"pixels": {"blur": 0.2, "flip": 0.6}}, {"pixels": {"blur": 0.4, "flip": 0.6}}]
+    summary = across_networks(tables)
+    assert summary["pixels"]["flip"] == (pytest.approx(0.6), 0.0)
+    mean, spread = summary["pixels"]["blur"]
+    assert mean == pytest.approx(0.3) and spread == pytest.approx(2 ** 0.5 * 0.1)
+    with pytest.raises(ValueError, match="at least one"):
+        across_networks([])

@@ -150,3 +150,18 @@ def same_picture_rate(study, control="same class"):
     metrics = next(iter(study.values())).keys()
     return {m: {kind: (study[kind][m] < study[control][m]).double().mean().item()
                 for kind in SAME_PICTURE} for m in metrics}
+
+
+def across_networks(tables):
+    """``{metric: {kind: (mean, standard deviation)}}`` of several networks' ``relative_medians``
+    (or ``same_picture_rate``) tables: the spread is that of the networks (their seeds)."""
+    if not tables:
+        raise ValueError("across_networks needs at least one table.")
+    summary = {}
+    for metric, kinds in tables[0].items():
+        summary[metric] = {}
+        for kind in kinds:
+            values = torch.tensor([table[metric][kind] for table in tables], dtype=torch.float64)
+            spread = values.std().item() if len(values) > 1 else 0.0
+            summary[metric][kind] = (values.mean().item(), spread)
+    return summary

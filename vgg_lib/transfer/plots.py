@@ -1,10 +1,9 @@
 """Chapter 11's figures: probe accuracy against depth, accuracy against labels, perceptual
 distances, textures. Computation lives in the other modules; these only draw."""
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from ..training.sweeps import mean_std
 from .perceptual import KINDS
@@ -35,14 +34,14 @@ def plot_probe_depth(results, layers, budgets, chance, paper_layer, ax=None):
                         label=f"{budget_name(budget)} labels/class, "
                               f"{'pretrained' if network == 'trained' else 'untrained'}")
     ax.axhline(100 * chance, color="grey", lw=0.8, ls=":")
-    ax.text(len(layers) - 0.5, 100 * chance + 0.5, "chance", color="grey", fontsize=8, ha="right")
+    ax.text(-0.4, 100 * chance + 0.5, "chance", color="grey", fontsize=8)
     ax.axvspan(layers.index(paper_layer) - 0.3, layers.index(paper_layer) + 0.3, color="grey",
                alpha=0.12, lw=0)
     ax.set_xticks(x, [f"{layer}\n(mean colour)" if layer == PIXELS else layer for layer in layers])
     ax.set_ylabel("target test accuracy (%)")
     ax.set_title(f"linear probe on pooled features; shaded: {paper_layer}, the paper's layer",
                  fontsize=9)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
     return ax
 
 
@@ -71,17 +70,22 @@ def plot_label_efficiency(results, budgets, layers, paper_layer, images_per_clas
     return ax
 
 
-def plot_distances(relative, title, ax=None):
-    """Grouped bars: for every change (x), each metric's median distance relative to its
-    median distance to a picture of another class (1: as far as something else)."""
+def plot_distances(summary, title, ax=None):
+    """Grouped bars: for every change (x), each metric's median distance relative to its median
+    distance to a picture of another class (1: as far as something else). ``summary``:
+    ``{metric: {kind: value or (mean, std)}}`` (``relative_medians`` or ``across_networks``);
+    a spread is drawn as an error bar."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.5))
-    metrics = list(relative)
+    metrics = list(summary)
     width = 0.8 / len(metrics)
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(metrics)))
     for i, metric in enumerate(metrics):
-        values = [relative[metric][kind] for kind in KINDS]
-        ax.bar(np.arange(len(KINDS)) + (i - (len(metrics) - 1) / 2) * width, values, width,
+        values = [summary[metric][kind] for kind in KINDS]
+        means = [v[0] if isinstance(v, tuple) else v for v in values]
+        spreads = [v[1] if isinstance(v, tuple) else 0.0 for v in values]
+        ax.bar(np.arange(len(KINDS)) + (i - (len(metrics) - 1) / 2) * width, means, width,
+               yerr=spreads, capsize=1.5, error_kw=dict(lw=0.6),
                color="black" if metric == "pixels" else colours[i], label=metric)
     ax.axhline(1, color="grey", lw=0.8, ls=":")
     ax.set_xticks(np.arange(len(KINDS)), KINDS)
@@ -94,16 +98,16 @@ def plot_distances(relative, title, ax=None):
 def show_textures(images, titles, size=2.0):
     """One row of images ``(3, H, W)`` on a 0..1 scale (or uint8), each with its title, drawn at
     their relative sizes (pixels not smoothed)."""
-    widest = max(image.shape[-1] for image in images)
+    widest = max(max(image.shape[-2:]) for image in images)
     fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size * 1.15),
                              squeeze=False)
     for ax, image, title in zip(axes[0], images, titles):
-        picture = image.float() / (255 if image.dtype.is_floating_point is False else 1)
-        extent = image.shape[-1] / widest
+        picture = image.float() / 255 if image.dtype == torch.uint8 else image.float()
+        height, width = image.shape[-2:]
         ax.imshow(picture.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest",
-                  extent=(0, extent, 0, extent * image.shape[-2] / image.shape[-1]))
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, image.shape[-2] / widest if image.shape[-2] > image.shape[-1] else 1)
+                  extent=(0, width, height, 0))
+        ax.set_xlim(0, widest)
+        ax.set_ylim(widest, 0)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     return fig

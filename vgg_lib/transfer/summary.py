@@ -125,15 +125,23 @@ def method_table(results, budgets, layers, paper_layer):
     return text_table(header, rows) + f"\ntest accuracy %, mean ± std over seeds {seeds}"
 
 
-def difference_table(comparisons, names=("first", "second")):
+def _sides(label):
+    """"10/class: fine-tune - scratch" -> ("fine-tune", "scratch"); else ("first", "second")."""
+    sides = label.split(": ", 1)[-1].split(" - ")
+    return tuple(sides) if len(sides) == 2 else ("first", "second")
+
+
+def difference_table(comparisons, names=None):
     """Plain text: one row per ``(label, first, second)`` (per-seed accuracies): the mean
     difference first - second in points, its standard error, t, and the verdict at
-    ``CLAIM_T``."""
+    ``CLAIM_T``, naming the side ahead: ``names`` for every row, or by default the two sides of
+    the label ("<anything>: <first> - <second>")."""
     rows = []
     for label, first, second in comparisons:
         mean, error, t = paired_difference(first, second)
         rows.append([label, f"{100 * mean:+.1f}", f"{100 * error:.1f}",
-                     "inf" if math.isinf(t) else f"{t:+.1f}", verdict(first, second, names)])
+                     "inf" if math.isinf(t) else f"{t:+.1f}",
+                     verdict(first, second, names or _sides(label))])
     seeds = sorted({len(first) for _, first, _ in comparisons})
     return (text_table(["difference", "mean (points)", "std. error", "t", f"|t| >= {CLAIM_T:g}"],
                        rows)
