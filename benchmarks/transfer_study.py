@@ -1,8 +1,8 @@
 """Compute chapter 11's study (notebooks/11_transfer_features.ipynb) outside the notebook, seed by
-seed, into the folder the chapter reads (``<checkpoint folder>/transfer/<settings>``):
+seed, into the folder the chapter reads (``<checkpoint folder>/studies/transfer-<settings>``):
 
-    python benchmarks/transfer_study.py --settings records --seeds 0 2 4   # one process
-    python benchmarks/transfer_study.py --settings records --seeds 1 3     # another, beside it
+    python benchmarks/transfer_study.py --settings full --seeds 0 2 4   # one process
+    python benchmarks/transfer_study.py --settings full --seeds 1 3     # another, beside it
 
 Seeds already stored are read, not trained again, so the command can be stopped and rerun.
 Needs the full CIFAR-10 (``VGG_CIFAR10_NPZ=../shared/data/cifar10-full.npz`` offline). Each
@@ -14,17 +14,17 @@ import time
 
 import torch
 
-from vgg_lib.transfer.settings import PROFILES
+from vgg_lib.experiments.transfer_features import SETTINGS
 from vgg_lib.transfer.study import load_tasks, run_transfer_study, study_folder
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--settings", default="records", choices=list(PROFILES))
+    parser.add_argument("--settings", default="full", choices=list(SETTINGS))
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help="a subset of the settings' seeds (default: all of them)")
     args = parser.parse_args(argv)
-    settings = PROFILES[args.settings]
+    settings = SETTINGS[args.settings]
     seeds = tuple(args.seeds) if args.seeds else settings.seeds
     unknown = sorted(set(seeds) - set(settings.seeds))
     if unknown:

@@ -6,11 +6,11 @@ import torch
 from .registry import Exercise, register
 from ..architecture.model import vgg
 from ..architecture.naming import feature_names
+from ..experiments.transfer_features import NETWORK
 from ..inspection.feature_maps import block_ends
 from ..measure.receptive_field import receptive_fields
 from ..transfer.features import pooled_dimensions
 from ..transfer.perceptual import pixel_distance, shifted
-from ..transfer.settings import NETWORK
 
 CALTECH_101_CLASSES = 102   # 101 object categories and a background class (the paper, App. B)
 
@@ -71,7 +71,7 @@ register(
         kind="integer",
         hint="Global average pooling leaves one number per channel. At the paper's width the "
              "blocks of configuration A end with 64, 128, 256, 512 and 512 channels; the "
-             "chapter's network has a quarter of each. Add the five.",
+             "full profile's network has a quarter of each. Add the five.",
     ),
     Exercise(
         id="transfer_features/flat-block4-length",

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..training.sweeps import mean_std
+from ..experiments.statistics import mean_std
 from .perceptual import KINDS
 from .study import PIXELS, budget_name
 from .summary import best_probe_accuracies, probe_accuracies, training_accuracies

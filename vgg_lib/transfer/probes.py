@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-# Ridge penalties tried, strongest first. The chapter's pilot chose values from 1e1 (10 labels
-# per class) down to 1e-3 (all 4,500 per class); the grid reaches one step beyond each end.
-L2_GRID = (1e2, 1e1, 1e0, 1e-1, 1e-2, 1e-3, 1e-4)
+from ..experiments.transfer_features import L2_GRID  # the penalties tried, strongest first
 
 
 @dataclass

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 
 from ..atomic_write import write_atomically
-from ..training.checkpoint import default_checkpoint_dir, load_model, save_checkpoint
-from ..training.data import data_fingerprint, load_cifar10
+from ..experiments.runs import RecordError, differences
+from ..experiments.studies import study_folder as named_study_folder
+from ..training.checkpoint import load_model, save_checkpoint
+from ..training.cifar10 import load_cifar10
 from ..training.loop import fit
 from ..training.reproducibility import seed_everything
-# chapter 8's study engine already compares stored fingerprints and names what differs
-from ..training.studies import StudyMismatch, _differences
 from .features import pooled_block_features
 from .fine_tuning import from_scratch, with_new_head
 from .probes import choose_probe
@@ -34,7 +34,7 @@ PIXELS = "pixels"   # the probe on each image's mean colour: "block 0" of the ch
 def load_tasks(settings, device="cpu"):
     """(source, target): CIFAR-10 split into the six animals and the four vehicles, each with
     its validation split; the target carries the source's normalisation."""
-    data = load_cifar10(device=device, validation=settings.validation)
+    data = load_cifar10(**settings.data_kwargs(device))
     source = class_split(data, SOURCE_CLASSES)
     return source, class_split(data, TARGET_CLASSES, source.mean, source.std)
 
@@ -45,11 +45,11 @@ def budget_name(budget):
 
 
 def pretrain(settings, source, seed, step_callback=None):
-    """The source network of ``seed``: ``settings.network`` trained on ``source`` with
-    ``settings.pretrain``. Returns (model in evaluation mode, history); the source's test set
+    """The source network of ``seed``: ``settings.spec`` trained on ``source`` with
+    ``settings.recipe``. Returns (model in evaluation mode, history); the source's test set
     is evaluated once, at the end."""
     model = untrained_twin(settings, seed).train()
-    history = fit(model, source, settings.pretrain.replace(seed=seed),
+    history = fit(model, source, settings.recipe.replace(seed=seed),
                   precision=settings.precision, progress=False, eval_every_epoch=False,
                   step_callback=step_callback)
     return model.eval(), history
@@ -58,7 +58,7 @@ def pretrain(settings, source, seed, step_callback=None):
 def untrained_twin(settings, seed):
     """The random-features control: the network of ``seed`` as it was before pretraining."""
     seed_everything(seed)
-    return settings.network.build().eval()
+    return settings.spec.build().eval()
 
 
 def block_features(model, target):
@@ -102,7 +102,7 @@ def training_rows(pretrained, target, settings, seed, step_callback=None):
                 model = with_new_head(pretrained, len(target.classes), seed)
                 recipe = settings.fine_tune[budget]
             else:
-                model = from_scratch(settings.network, len(target.classes), seed)
+                model = from_scratch(settings.spec, len(target.classes), seed)
                 recipe = settings.scratch[budget]
             started = time.perf_counter()
             history = fit(model, data, recipe.replace(seed=seed), precision=settings.precision,
@@ -120,7 +120,7 @@ def steps_to_train(settings, source, target):
     def steps(recipe, images):
         return recipe.epochs * (images // min(recipe.batch_size, images))
 
-    total = steps(settings.pretrain, len(source.y_train))
+    total = steps(settings.recipe, len(source.y_train))
     for budget in settings.budgets:
         images = len(target.y_train) if budget is None else budget * len(target.classes)
         total += steps(settings.fine_tune[budget], images) + steps(settings.scratch[budget], images)
@@ -129,18 +129,17 @@ def steps_to_train(settings, source, target):
 
 def fingerprint(settings, source, target):
     """What decides a seed's results: the settings and both tasks' training images."""
-    return {"settings": settings.seed_fields(),
-            "source": {k: v for k, v in data_fingerprint(source).items() if k != "source"},
-            "target": {k: v for k, v in data_fingerprint(target).items() if k != "source"}}
+    return {"settings": settings.seed_fields(), "source": source.fingerprint(),
+            "target": target.fingerprint()}
 
 
 def study_folder(settings):
-    """``<checkpoint folder>/transfer/<settings.name>``."""
-    return default_checkpoint_dir() / "transfer" / settings.name
+    """``<checkpoint folder>/studies/transfer-<settings.name>``."""
+    return named_study_folder(f"transfer-{settings.name}")
 
 
 def read_seed(path, wanted):
-    """The stored result of one seed, or None when there is no file; ``StudyMismatch`` when
+    """The stored result of one seed, or None when there is no file; ``RecordError`` when
     the file is unreadable or was computed with other settings or data."""
     path = Path(path)
     if not path.exists():
@@ -151,15 +150,14 @@ def read_seed(path, wanted):
             raise ValueError(f"format {stored.get('format')!r}, not {RESULT_FORMAT!r}")
         result, found = stored["result"], stored["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise StudyMismatch(f"{path} is not a readable result of this study ({error}). Delete "
-                            "it to compute that seed again.") from error
-    differences = json.loads(json.dumps(wanted))  # tuples -> lists, as stored
-    differences = _differences(found, differences)
-    if differences:
-        raise StudyMismatch(f"{path} was computed with other settings or data ("
-                            + "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
-                            + "). Delete it (and its checkpoint) to compute that seed again, or "
-                            "give the study another folder.")
+        raise RecordError(f"{path} is not a readable result of this study ({error}). Delete "
+                          "it to compute that seed again.") from error
+    found = differences(found, json.loads(json.dumps(wanted)))  # tuples -> lists, as stored
+    if found:
+        raise RecordError(f"{path} was computed with other settings or data ("
+                          + "; ".join(found[:5]) + ("; ..." if len(found) > 5 else "")
+                          + "). Delete it (and its checkpoint) to compute that seed again, or "
+                          "give the study another folder.")
     return result
 
 
@@ -170,7 +168,7 @@ def run_seed(settings, source, target, seed, folder, step_callback=None):
     started = time.perf_counter()
     trained, history = pretrain(settings, source, seed, step_callback)
     save_checkpoint(folder / f"source_seed{seed}.pt", trained, history=history,
-                    recipe=settings.pretrain.replace(seed=seed))
+                    recipe=settings.recipe.replace(seed=seed))
     probes = []
     for network, model in (("trained", trained), ("random", untrained_twin(settings, seed))):
         features = block_features(model, target)

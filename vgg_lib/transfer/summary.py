@@ -3,19 +3,16 @@ seed-by-seed (paired) differences between two methods.
 
 Every seed shares one pretraining run, one label subset per budget and one random start between
 the methods it compares, so two methods are compared through their difference *per seed*: its
-mean, its standard error and their ratio t. The chapter states a direction only where
-|t| >= 4 (``CLAIM_T``); its hidden guards check 2.78 (``GUARD_T``, the 97.5 % point of Student's
-t with 4 degrees of freedom, five seeds), so that a regenerated set of records has margin.
+mean, its standard error and their ratio t (``vgg_lib.experiments.statistics.paired``). The
+chapter states a direction only where |t| >= ``CLAIM_T`` (4); its hidden guards check
+``GUARD_T`` (2.78), the book's one claims rule.
 """
 
 import math
 
+from ..experiments.statistics import CLAIM_T, paired, plus_minus
 from ..tables import text_table
-from ..training.sweeps import mean_std
 from .study import PIXELS, budget_name
-
-CLAIM_T = 4.0
-GUARD_T = 2.78
 
 
 def probe_accuracies(results, network, layer, budget, split="test"):
@@ -59,32 +56,10 @@ def training_accuracies(results, method, budget, split="test"):
     return found
 
 
-def paired_difference(first, second):
-    """(mean, standard error, t) of ``first[i] - second[i]`` over seeds ``i``; t is inf when
-    every difference is the same and not zero, and 0 when they are all zero."""
-    if len(first) != len(second) or len(first) < 2:
-        raise ValueError(f"A paired difference needs two equally long lists of at least two "
-                         f"seeds, not {len(first)} and {len(second)}.")
-    differences = [a - b for a, b in zip(first, second)]
-    mean, std = mean_std(differences)
-    error = std / math.sqrt(len(differences))
-    if error == 0:
-        return mean, 0.0, (0.0 if mean == 0 else math.copysign(math.inf, mean))
-    return mean, error, mean / error
-
-
 def verdict(first, second, names=("first", "second"), threshold=CLAIM_T):
-    """"<first> ahead", "<second> ahead" or "not settled", at ``threshold``."""
-    mean, _, t = paired_difference(first, second)
-    if abs(t) < threshold:
-        return "not settled"
-    return f"{names[0] if mean > 0 else names[1]} ahead"
-
-
-def percent(values, digits=1):
-    """"87.3 ± 1.2": mean ± standard deviation over seeds, in percent."""
-    mean, std = mean_std(values)
-    return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f}"
+    """"<first> better", "<second> better" or "within the spread" (the seeds do not settle
+    it), at ``threshold`` standard errors of the seed-by-seed difference."""
+    return paired(first, second).verdict(*names, threshold=threshold)
 
 
 def probe_table(results, layers, budgets):
@@ -100,7 +75,7 @@ def probe_table(results, layers, budgets):
                 if layer == PIXELS and network == "random":
                     row.append("(same)")
                 else:
-                    row.append(percent(probe_accuracies(results, network, layer, budget)))
+                    row.append(plus_minus(probe_accuracies(results, network, layer, budget)))
         rows.append(row)
     seeds = ", ".join(str(r["seed"]) for r in results)
     return (text_table(header, rows) + f"\ntest accuracy %, mean ± std over seeds {seeds}; "
@@ -119,7 +94,7 @@ def method_table(results, budgets, layers, paper_layer):
         "from scratch": lambda b: training_accuracies(results, "scratch", b),
     }
     header = ["method"] + [f"{budget_name(b)}/class" for b in budgets]
-    rows = [[name] + [percent(accuracies(b)) for b in budgets]
+    rows = [[name] + [plus_minus(accuracies(b)) for b in budgets]
             for name, accuracies in methods.items()]
     seeds = ", ".join(str(r["seed"]) for r in results)
     return text_table(header, rows) + f"\ntest accuracy %, mean ± std over seeds {seeds}"
@@ -138,9 +113,9 @@ def difference_table(comparisons, names=None):
     the label ("<anything>: <first> - <second>")."""
     rows = []
     for label, first, second in comparisons:
-        mean, error, t = paired_difference(first, second)
-        rows.append([label, f"{100 * mean:+.1f}", f"{100 * error:.1f}",
-                     "inf" if math.isinf(t) else f"{t:+.1f}",
+        difference = paired(first, second)
+        rows.append([label, f"{100 * difference.value:+.1f}", f"{100 * difference.error:.1f}",
+                     "inf" if math.isinf(difference.t) else f"{difference.t:+.1f}",
                      verdict(first, second, names or _sides(label))])
     seeds = sorted({len(first) for _, first, _ in comparisons})
     return (text_table(["difference", "mean (points)", "std. error", "t", f"|t| >= {CLAIM_T:g}"],
