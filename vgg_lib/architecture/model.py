@@ -9,15 +9,19 @@ import torch
 from torch import nn
 
 from .configs import LRN_SETTINGS, parse_config
+from .residual import with_shortcuts
 from .spec import HEADS, ModelSpec
 
 
 class VGG(nn.Module):
-    def __init__(self, features, avgpool, classifier, config, pool_count, spec=None):
+    def __init__(self, features, avgpool, classifier, config, pool_count, spec=None,
+                 shortcuts=None):
         super().__init__()
         self.features = features
         self.avgpool = avgpool
         self.classifier = classifier
+        if shortcuts is not None:  # a residual VGG's projections (residual.py); after the head
+            self.shortcuts = shortcuts
         self.config = config
         self.spec = spec  # the ModelSpec it was built from (None for a hand-assembled VGG)
         self.min_input_size = 2 ** pool_count
@@ -184,15 +188,18 @@ def build(spec, init_weights=True):
     feature_channels = [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
     avgpool, classifier = make_head(spec.head, feature_channels, spec.num_classes, spec.width,
                                     spec.dropout)
+    shortcuts = None
+    if spec.shortcuts != "none":
+        features, shortcuts = with_shortcuts(features, batch_norm=spec.batch_norm)
     model = VGG(features, avgpool, classifier, config=spec.config, pool_count=spec.pool_count,
-                spec=spec)
+                spec=spec, shortcuts=shortcuts)
     if init_weights:
         initialise_weights(model)
     return model
 
 
 def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1.0,
-        dropout=0.5, in_channels=3, init_weights=True):
+        dropout=0.5, in_channels=3, init_weights=True, shortcuts="none"):
     """Build configuration ``config`` ("A", "A-LRN", "B", "C", "D" or "E") of the paper.
 
     ``head="imagenet"`` is the paper's classifier (use it with 224x224 inputs);
@@ -200,14 +207,15 @@ def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1
     ``head="fc-2x2"`` drops the last max-pool and puts the paper's three FC layers on the 2x2
     map a 32x32 image leaves (the CIFAR analogue of the 7x7 map, for dense evaluation).
     ``width`` scales every layer's channels (0.25 gives a quarter-width model for CPU runs).
+    ``shortcuts="identity"`` builds the residual version (``architecture/residual.py``).
     Any input of at least 32x32 pixels works: the pooling before the head is adaptive.
     ``config`` may also be a ``ModelSpec`` (then the other settings must stay at their defaults).
     """
     if isinstance(config, ModelSpec):
         given = dict(batch_norm=batch_norm, num_classes=num_classes, head=head, width=width,
-                     dropout=dropout, in_channels=in_channels)
+                     dropout=dropout, in_channels=in_channels, shortcuts=shortcuts)
         defaults = dict(batch_norm=False, num_classes=1000, head="imagenet", width=1.0,
-                        dropout=0.5, in_channels=3)
+                        dropout=0.5, in_channels=3, shortcuts="none")
         changed = {k: v for k, v in given.items() if v != defaults[k]}
         if changed:
             settings = ", ".join(f"{k}={v!r}" for k, v in changed.items())
@@ -215,7 +223,8 @@ def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1
                             f"these would be ignored. Use vgg(spec.replace({settings})).")
         return build(config, init_weights=init_weights)
     spec = ModelSpec(config=config, batch_norm=batch_norm, width=width, head=head,
-                     num_classes=num_classes, dropout=dropout, in_channels=in_channels)
+                     num_classes=num_classes, dropout=dropout, in_channels=in_channels,
+                     shortcuts=shortcuts)
     return build(spec, init_weights=init_weights)
 
 

@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from .configs import canonical_name, parse_config, weight_layer_count
+from .residual import SHORTCUTS
 
 HEADS = ("imagenet", "compact", "fc-2x2")
 
@@ -24,6 +25,8 @@ class ModelSpec:
     num_classes: int = 1000
     dropout: float = 0.5         # dropout of the imagenet head (the paper's 0.5)
     in_channels: int = 3
+    shortcuts: str = "none"      # "identity": a residual VGG (residual.py: identity shortcuts over
+                                 # pairs of 3x3 convolutions, 1x1 projections where the width changes)
 
     def __post_init__(self):
         # the name as configs.py spells it; a clear error for an unknown configuration
@@ -37,6 +40,9 @@ class ModelSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r}: use a positive whole number.")
+        if self.shortcuts not in SHORTCUTS:
+            raise ValueError(f"Unknown shortcuts {self.shortcuts!r}. Choose one of: "
+                             f"{', '.join(SHORTCUTS)}.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout!r}: use a probability in [0, 1).")
 
@@ -56,11 +62,15 @@ class ModelSpec:
     def describe(self):
         """One line: "VGG-11-BN (configuration A, width 0.25, compact head)"."""
         width = f"width {self.width:g}" if self.width != 1 else "full width"
+        residual = ", identity shortcuts" if self.shortcuts != "none" else ""
         return (f"VGG-{weight_layer_count(self.config)}{'-BN' if self.batch_norm else ''} "
-                f"(configuration {self.config}, {width}, {self.head} head)")
+                f"(configuration {self.config}, {width}, {self.head} head{residual})")
 
     def to_dict(self):
-        return asdict(self)
+        values = asdict(self)
+        if values["shortcuts"] == "none":  # a plain network's settings read as before shortcuts
+            del values["shortcuts"]        # existed: stored checkpoints and runs still match
+        return values
 
     @classmethod
     def from_dict(cls, values):

@@ -221,7 +221,8 @@ def meta_model(config, **options):
 
 
 def config_costs(config, batch_norm=False, image_size=224, head="imagenet", num_classes=1000, **options):
-    """``costs`` of one of the paper's configurations, built on the meta device (instant)."""
+    """``costs`` of one of the paper's configurations (or of a ``ModelSpec``, which holds every
+    setting itself), built on the meta device (instant)."""
     model = meta_model(config, batch_norm=batch_norm, head=head, num_classes=num_classes, **options)
     return costs(model, image_size)
 

@@ -49,9 +49,7 @@ def forward_macs(spec, image_size=32):
     """Multiply-adds of one forward pass of ``spec``'s network on one ``image_size`` image."""
     from ..measure.counting import config_costs
 
-    return config_costs(spec.config, batch_norm=spec.batch_norm, image_size=image_size,
-                        head=spec.head, num_classes=spec.num_classes, width=spec.width,
-                        in_channels=spec.in_channels).macs
+    return config_costs(spec, image_size=image_size).macs  # a ModelSpec builds itself
 
 
 def train_flop_per_image(spec, image_size=32):
