@@ -22,7 +22,7 @@ from .augment import random_crop_flip, random_scale_crop_flip
 from .checkpoint import (CheckpointError, ResumeMismatch, check_checkpoint_folder,
                          check_training_state, load_checkpoint, read_checkpoint, save_checkpoint,
                          TRAINING_STATE_KEYS)
-from .data import check_normalisation, data_fingerprint
+from .data import balanced_subset, check_normalisation, data_fingerprint
 from .history import History
 from .recipe import SCHEDULES, TrainConfig
 from .reproducibility import rng_states, seed_everything, set_rng_states
@@ -71,13 +71,16 @@ def make_optimizer(model, recipe):
 
 @torch.no_grad()
 def evaluate(model, data, batch_size=512, tta_flip=False, split="test", precision="auto",
-             channels_last=None):
+             channels_last=None, indices=None):
     """(mean cross-entropy, accuracy) of ``model`` on the split ``split`` of ``data``: "test",
-    "val" (the validation split) or "train".
+    "val" (the validation split) or "train"; ``indices``: only those images of the split.
 
     ``tta_flip=True`` averages the logits of each image and its mirror image (test-time
     augmentation), which costs a second forward pass and usually adds a little accuracy."""
     images, labels = data.split(split)
+    if indices is not None:
+        indices = torch.as_tensor(indices, device=images.device)
+        images, labels = images.index_select(0, indices), labels.index_select(0, indices)
     device = images.device
     precision = resolve_precision(precision, device)
     channels_last = default_channels_last(device) if channels_last is None else channels_last
@@ -209,7 +212,7 @@ def check_fit_inputs(model, data, *, max_steps=None, eval_batch_size=512, step_c
 def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compile=False,
         checkpoint_path=None, resume=False, progress=True, max_steps=None, step_callback=None,
         eval_every_epoch=True, eval_batch_size=512, test=True, distributed=None,
-        **recipe_changes):
+        train_eval_images=None, **recipe_changes):
     """Train ``model`` on ``data`` (a ``CIFAR10Data``) with ``recipe`` (a ``TrainConfig``; the
     default one when None) and return a ``History``. Keyword arguments named like the recipe's
     fields change them for this call: ``fit(model, data, profile.recipe, epochs=3)``.
@@ -231,7 +234,12 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     Evaluation follows the book's rule: the validation split (``data.x_val``, when it has one)
     after every epoch (``eval_every_epoch=False``: after the last one only), the test set once,
     when the run has finished (``history.test``); ``test=False`` leaves the test set alone, as
-    tuning runs must.
+    tuning runs must. ``train_eval_images=n``: after every epoch also evaluate ``n`` fixed
+    training images (class-balanced, ``train_eval_indices``), unaugmented and in eval mode, as
+    the validation split is (``train_eval_loss``, ``train_eval_accuracy`` in each epoch's
+    record): how well the network fits its training data at the end of the epoch, unlike
+    ``train_loss``, the running average over an epoch of moving weights and augmented batches.
+    It changes nothing the run computes.
 
     A non-finite loss ends the run: ``history.diverged`` is True and ``history.status`` says
     "diverged at step N".
@@ -258,6 +266,7 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         raise ValueError("scale_jitter is not implemented for data-parallel runs yet: train in "
                          "one process, or set scale_jitter=None.")
     device = data.x_train.device
+    train_eval = None if train_eval_images is None else train_eval_indices(data, train_eval_images)
     model.to(device)
     precision = resolve_precision(precision, device)
     channels_last = default_channels_last(device) if channels_last is None else channels_last
@@ -357,6 +366,10 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                 record["val_loss"], record["val_accuracy"] = evaluate(
                     model, data, eval_batch_size, tta_flip=tta_flip, split="val",
                     precision=precision, channels_last=channels_last)
+            if train_eval is not None:  # the end-of-epoch fit, measured like validation
+                record["train_eval_loss"], record["train_eval_accuracy"] = evaluate(
+                    model, data, eval_batch_size, tta_flip=tta_flip, split="train",
+                    precision=precision, channels_last=channels_last, indices=train_eval)
             history.epochs.append(record)
             if bar is not None:
                 checked = record["val_accuracy"]
@@ -391,6 +404,19 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         if bar is not None:
             bar.close()
     return history
+
+
+def train_eval_indices(data, images):
+    """The fixed training images ``fit(..., train_eval_images=images)`` evaluates after every
+    epoch: ``images`` of them, class-balanced, chosen with seed 0 (the same for every run on
+    the same data)."""
+    if not isinstance(images, numbers.Integral) or isinstance(images, bool) or images < 1:
+        raise ValueError(f"train_eval_images={images!r}: use a whole number >= 1 (or None).")
+    labels = data.y_train.detach().cpu().numpy()
+    if images > len(labels):
+        raise ValueError(f"train_eval_images={images:,} but the data has {len(labels):,} "
+                         "training images: ask for at most that many.")
+    return torch.from_numpy(balanced_subset(labels, images, seed=0))
 
 
 def training_batch(data, index, recipe, generator, channels_last=False):

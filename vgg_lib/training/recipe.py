@@ -88,7 +88,7 @@ class TrainConfig:
             raise TypeError(f"Unknown training setting(s) {', '.join(unknown)}. A TrainConfig has "
                             f"{', '.join(self.field_names())}; fit also takes precision, "
                             "channels_last, compile, checkpoint_path, resume, progress, max_steps, "
-                            "step_callback, eval_every_epoch and eval_batch_size.")
+                            "step_callback, eval_every_epoch, eval_batch_size and train_eval_images.")
         return replace(self, **changes) if changes else self
 
     def differences(self, other):

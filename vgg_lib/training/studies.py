@@ -35,7 +35,8 @@ from .sweeps import mean_std
 
 RESULT_FORMAT = "vgg_lib.study-run/1"
 # fit's options that decide where a run is stored or how it is reported: the study sets them.
-_STUDY_OWNS = ("checkpoint_path", "resume", "progress", "step_callback", "max_steps", "test")
+_STUDY_OWNS = ("checkpoint_path", "resume", "progress", "step_callback", "max_steps", "test",
+               "train_eval_images")
 
 
 class StudyMismatch(ValueError):
@@ -52,6 +53,8 @@ class StudyRun:
     train_images: int = None   # the first ``train_images`` of a fixed class-balanced order of
                                # the data's training images (nested: 2,000 are part of 4,000);
                                # None: all of them
+    train_eval_images: int = None  # fit's train_eval_images: training images evaluated in eval
+                                   # mode after every epoch (None: none)
 
     def __post_init__(self):
         if not isinstance(self.spec, ModelSpec):
@@ -133,6 +136,7 @@ def run_fingerprint(run, data):
     training = {k: v for k, v in data_fingerprint(data).items() if k != "source"}
     return {"label": run.label, "model": run.spec.to_dict(), "recipe": run.recipe.to_dict(),
             "train_images": run.train_images, "data": training,
+            **({} if run.train_eval_images is None else {"train_eval_images": run.train_eval_images}),
             "validation": {"images": len(data.x_val), "sha256": _split_digest(data.x_val, data.y_val)},
             "test": {"images": len(data.x_test), "sha256": _split_digest(data.x_test, data.y_test)},
             "mean": [float(v) for v in data.mean], "std": [float(v) for v in data.std]}
@@ -170,6 +174,8 @@ class RunResult:
     device: str
     threads: int
     reused: bool = field(default=False)  # read from its file rather than trained in this call
+    train_eval_loss: list = None      # after each epoch, in eval mode, on the run's
+    train_eval_accuracy: list = None  # train_eval_images (None when it has none)
 
     @property
     def compute(self):
@@ -209,7 +215,8 @@ def _write_result(path, result, fingerprint):
                                                "test_accuracy", "status",
                                                "diverged", "seconds", "train_seconds",
                                                "images_seen", "parameters", "macs", "device",
-                                               "threads")}
+                                               "threads", "train_eval_loss",
+                                               "train_eval_accuracy")}
     text = json.dumps({"format": RESULT_FORMAT, "fingerprint": fingerprint, "result": fields_},
                       indent=1, sort_keys=True)
     write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
@@ -299,7 +306,7 @@ def run_study(runs, data, folder, progress=True, **fit_options):
             model = run.spec.build()
             started = time.perf_counter()
             history = fit(model, run_data, run.recipe, progress=False, step_callback=advance,
-                          **fit_options)
+                          train_eval_images=run.train_eval_images, **fit_options)
             seconds = time.perf_counter() - started
             result = RunResult(
                 run=run, val_accuracy=[e["val_accuracy"] for e in history.epochs],
@@ -311,7 +318,10 @@ def run_study(runs, data, folder, progress=True, **fit_options):
                 images_seen=steps * batch,
                 parameters=sum(p.numel() for p in model.parameters()),
                 macs=forward_macs(run.spec), device=str(run_data.device),
-                threads=torch.get_num_threads())
+                threads=torch.get_num_threads(),
+                **({} if run.train_eval_images is None else dict(
+                    train_eval_loss=[e["train_eval_loss"] for e in history.epochs],
+                    train_eval_accuracy=[e["train_eval_accuracy"] for e in history.epochs])))
             _write_result(path, result, fingerprint)
             results.append(result)
     finally:
