@@ -8,26 +8,18 @@ import pytest
 import torch
 
 from vgg_lib.architecture.spec import ModelSpec
-from vgg_lib.training.data import CIFAR10Data
 from vgg_lib.training.loop import evaluate, fit, train_eval_indices
 from vgg_lib.training.recipe import TrainConfig
 from vgg_lib.training.reproducibility import seed_everything
 from vgg_lib.training.studies import StudyRun, run_fingerprint, run_study, training_subset
+
+from test_studies import random_data  # 96 random training images, 20 validation, 20 test
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SPEC = ModelSpec(config="A", batch_norm=True, width=0.0625, head="compact", num_classes=10,
                  shortcuts="identity")
 RECIPE = TrainConfig(epochs=2, batch_size=32, lr=0.05)
-
-
-def random_data(n_train=96, n_val=20, n_test=20, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = lambda n: torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
-    return CIFAR10Data(images(n_train), torch.arange(n_train) % 10, images(n_test),
-                       torch.arange(n_test) % 10, classes=[str(i) for i in range(10)],
-                       source="synthetic", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-                       x_val=images(n_val), y_val=torch.arange(n_val) % 10)
 
 
 def trained(data, **options):
