@@ -22,7 +22,7 @@ def _projection_parameters(config="D"):
             - count_parameters(_meta(config, batch_norm=True)))
 
 
-def _shortcut_path_receptive_field(config="E", image_size=224):
+def _shortcut_path_receptive_field(config="D", image_size=224):
     """Receptive field at pool5 of the path through residual ``config`` that takes every
     shortcut: the plain convolutions outside the units, the 1x1 projections, the poolings."""
     features = _meta(config, shortcuts="identity").features
@@ -63,9 +63,10 @@ register(
         id="residual_networks/shortcut-path-receptive-field",
         expected=_shortcut_path_receptive_field,
         kind="integer",
-        hint="Along that path only conv1_1, conv1_2 (the stem and the convolution left alone "
-             "after it), the five 2x2 poolings and the 1x1 projections remain. Use r_out = r_in + "
-             "(k - 1) * j_in and j_out = j_in * s from the image (r = 1, j = 1).",
+        hint="Along that path only the convolutions outside every unit remain (the stem conv1_1, "
+             "conv1_2, and the third convolution of blocks 3, 4 and 5), with the five 2x2 "
+             "poolings and the 1x1 projections (which add nothing). Use r_out = r_in + (k - 1) * "
+             "j_in and j_out = j_in * s from the image (r = 1, j = 1).",
     ),
     Exercise(
         id="residual_networks/paths-through-e-8",
