@@ -10,10 +10,10 @@ import time
 
 import torch
 
-from vgg_lib.architecture.spec import ModelSpec
+from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.measure.counting import config_costs
-from vgg_lib.training.loop import fit, evaluate
-from vgg_lib.training.data import load_cifar10
+from vgg_lib import evaluate, fit
+from vgg_lib.training.cifar10 import load_cifar10
 
 CONFIGS = ("A", "A-LRN", "B", "C", "D", "E", "B-5x5")
 
@@ -25,7 +25,7 @@ def main():
     parser.add_argument("--steps", type=int, default=24)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = load_cifar10(device="cpu", train_subset=128 * args.steps, test_subset=2048, validation=0)
+    data = load_cifar10(device="cpu", train_images=128 * args.steps, test_images=2048, validation=0)
     print(f"{torch.get_num_threads()} thread(s); training images/s over {args.steps} steps "
           "(after 4 warm-up steps), evaluation images/s over 2,048 images")
     for width in args.widths:

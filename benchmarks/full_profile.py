@@ -37,8 +37,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from vgg_lib.device import resolve_precision  # noqa: E402
-from vgg_lib.training.data import DataError, load_cifar10  # noqa: E402
-from vgg_lib.training.loop import evaluate, fit  # noqa: E402
+from vgg_lib.training.cifar10 import load_cifar10  # noqa: E402
+from vgg_lib.training.data import DataError  # noqa: E402
+from vgg_lib import evaluate, fit  # noqa: E402
 from vgg_lib.training.profiles import get_profile, train_flop_per_image  # noqa: E402
 from vgg_lib.training.reproducibility import seed_everything  # noqa: E402
 
@@ -110,8 +111,8 @@ def main(argv=None):
           f"precision {precision}", flush=True)
     print(f"model: {spec.describe()}; recipe: {recipe}", flush=True)
 
-    data = load_cifar10(device=device, train_subset=args.train_images,
-                        test_subset=args.test_images, validation=profile.validation)
+    data = load_cifar10(device=device, train_images=args.train_images,
+                        test_images=args.test_images, validation=profile.validation)
     print(f"data: {data}", flush=True)
     seed_everything(recipe.seed)
     model = spec.build().to(device)

@@ -14,7 +14,7 @@ import statistics
 
 import torch
 
-from vgg_lib.training.data import load_cifar10
+from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.loop import fit
 from vgg_lib.training.profiles import get_profile
 from vgg_lib.training.reproducibility import seed_everything

@@ -10,7 +10,7 @@ chosen on it) and ``train_eval_images``: the training loss and accuracy measured
 epoch, in eval mode, on fixed training images. One JSON file per finished run in ``--folder``
 (a run already there is skipped, so the script resumes); ``--shard i/n`` runs every n-th run
 (two processes share the list); ``--report`` prints the table of everything in the folder. The
-results are recorded in ``vgg_lib/training/residual_study.py`` (``PILOTS``).
+results are recorded in ``vgg_lib/experiments/residual_networks.py`` (``PILOTS``).
 """
 
 import argparse
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from vgg_lib.architecture.spec import ModelSpec
+from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.atomic_write import write_atomically
-from vgg_lib.training.data import load_cifar10
+from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.loop import fit
 from vgg_lib.training.recipe import TrainConfig
 from vgg_lib.training.reproducibility import seed_everything
@@ -46,7 +46,7 @@ def train(folder, budget, config, shortcuts, seed, lr, width):
     if path.exists():
         return
     images, epochs = BUDGETS[budget]
-    data = load_cifar10(device="cpu", train_subset=images, test_subset=1_000,
+    data = load_cifar10(device="cpu", train_images=images, test_images=1_000,
                         validation=VALIDATION, seed=0)
     spec = ModelSpec(config, batch_norm=True, width=width, head="compact", num_classes=10,
                      shortcuts=shortcuts)

@@ -27,10 +27,12 @@ import time
 import numpy as np
 import torch
 
-from vgg_lib.training.data import CIFAR10Data, DataError, load_cifar10
+from vgg_lib.training.cifar10 import load_cifar10
+from vgg_lib.training.data import CIFAR10Data, DataError
 from vgg_lib.training.profiles import get_profile, train_flop_per_image
 from vgg_lib.training.reproducibility import seed_everything
-from vgg_lib.training.loop import fit, resolve_precision, training_batch
+from vgg_lib.device import resolve_precision
+from vgg_lib.training.loop import fit
 
 
 def parse_args(argv=None):
@@ -153,17 +155,17 @@ def time_pil_batches(loader, batches, device):
 
 
 def time_our_augmentation(data, recipe, batch_size, batches, channels_last):
-    """The training loop's own data path (``loop.training_batch``: pick the images, crop, flip,
-    normalise), with the PIL side's crop: 4 pixels of padding."""
+    """The training loop's own data path (``CIFAR10Data.training_batch``: pick the images, crop,
+    flip, normalise), with the PIL side's crop: 4 pixels of padding."""
     recipe = recipe.replace(augment=True, crop_padding=4, scale_jitter=None)
     generator = torch.Generator().manual_seed(0)
     n = len(data.x_train)
     draw = lambda: torch.randint(0, n, (batch_size,), generator=generator).to(data.device)  # noqa: E731
-    training_batch(data, draw(), recipe, generator, channels_last)
+    data.training_batch(draw(), recipe, generator, channels_last)
     sync(data.device)
     with Clock() as clock:
         for _ in range(batches):
-            x, _ = training_batch(data, draw(), recipe, generator, channels_last)
+            x, _ = data.training_batch(draw(), recipe, generator, channels_last)
         sync(data.device)
     return rates(batches * batch_size, clock)
 

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from vgg_lib.training.data import load_cifar10
+from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.loop import fit
 from vgg_lib.training.profiles import make_profile
 from vgg_lib.training.reproducibility import seed_everything
@@ -55,7 +55,7 @@ def main(argv=None):
     results = {}
     for name in args.settings:
         images, changes = SETTINGS[name]
-        data = load_cifar10(device=profile.device, train_subset=images, test_subset=None,
+        data = load_cifar10(device=profile.device, train_images=images, test_images=None,
                             validation=profile.validation)
         recipe = profile.recipe.replace(**changes)
         for seed in args.seeds:

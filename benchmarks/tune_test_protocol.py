@@ -4,7 +4,7 @@ the test scales of the dense and multi-crop protocols.
     python benchmarks/tune_test_protocol.py --settings none 32-48 --seeds 0
 
 Each run trains the chapter's model (``CHAPTER_SPEC``, ``CHAPTER_RECIPE`` in
-``vgg_lib/training/protocols.py``) with ``fit(..., test=False)``: the test set is never read.
+``vgg_lib/experiments/test_protocol.py``) with ``fit(..., test=False)``: the test set is never read.
 It prints each run's validation accuracy under single crop, flip, dense evaluation at each
 candidate scale, dense at the candidate scale sets and multi-crop; the results are recorded
 beside the chapter's settings (``PROTOCOL_TUNING``). Needs the full CIFAR-10 offline
@@ -16,11 +16,11 @@ import time
 
 import torch
 
-from vgg_lib.training.data import load_cifar10
+from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.loop import fit
-from vgg_lib.training.protocols import (CHAPTER_RECIPE, CHAPTER_SPEC, CHAPTER_TRAIN_IMAGES,
-                                        dense, evaluate_protocols, flip_average, multi_crop,
-                                        single_crop)
+from vgg_lib.evaluation.engine import evaluate_protocols
+from vgg_lib.evaluation.protocols import dense, flip_average, multi_crop, single_crop
+from vgg_lib.experiments.test_protocol import CHAPTER_RECIPE, CHAPTER_SPEC, CHAPTER_TRAIN_IMAGES
 from vgg_lib.training.reproducibility import seed_everything
 
 SETTINGS = {"none": None, "32-40": (32, 40), "32-48": (32, 48), "32-64": (32, 64)}
@@ -37,7 +37,7 @@ def main():
                         help="validation images the protocols are compared on (of 5,000)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = load_cifar10(device="cpu", train_subset=CHAPTER_TRAIN_IMAGES, validation=5_000)
+    data = load_cifar10(device="cpu", train_images=CHAPTER_TRAIN_IMAGES, validation=5_000)
     protocols = ([single_crop(), flip_average()]
                  + [dense(q) for q in CANDIDATE_SCALES] + [dense(s) for s in CANDIDATE_SETS]
                  + [multi_crop((32, 40, 48)), multi_crop((32, 48, 64), grid=3)])

@@ -1,11 +1,12 @@
 """Colab today: every chapter, top to bottom, in a stand-in with the versions Google Colab runs now.
 
-    make colab-today                       # every chapter (10-30 minutes on 2 CPU cores)
-    python tests/colab_today.py notebooks/05_training_cifar10.ipynb   # some chapters
+    make colab-today                       # every chapter of _toc.yml (10-30 minutes on 2 quiet cores)
+    .venv/bin/python tests/colab_today.py notebooks/05_training_cifar10.ipynb   # some chapters
 
 ``tests/test_colab_standin.py`` (part of ``make test``) runs chapter 1 with the test machine's own
-Python and torch. This is the same stand-in with Colab's versions (below, as of ``AS_OF``), which
-the test machine does not have: a virtual environment is built once from PyPI (torch's CUDA wheels
+Python and torch. This is the same stand-in with Colab's versions (``COLAB`` below: Colab's own
+snapshot of ``AS_OF``), which the test machine does not have: a virtual environment with exactly
+those versions is built once from PyPI (torch's CUDA wheels
 and their dependencies, about 5 GB) and cached outside the repository, in
 ``~/.cache/vgg_book/colab-today/`` (``VGG_COLAB_TODAY_CACHE`` to move it). Each chapter then gets
 a fresh hard-linked copy of it, as each Colab notebook gets a fresh runtime: the Colab set-up cell
@@ -15,8 +16,15 @@ GPU), the data is the offline sample (``VGG_CIFAR10_NPZ``), checkpoints and "Goo
 fresh folders of this run. The notebooks in the repository are never rewritten: copies run in a
 temporary folder, which is printed, with the executed copies and ``report.json``.
 
-Fails (exit 1) when a chapter fails, or when the set-up cell replaced or upgraded a preinstalled
-package. Python 3.13 is found with ``COLAB_TODAY_PYTHON``, else pyenv's newest 3.13, else
+After each chapter, in its kernel, every control of every live widget it made (chapter 2's
+explorer) is moved as a reader would, which runs its callbacks under Colab's ipywidgets 7.7.1; each
+must redraw the explorer's picture. pip is also asked whether ``pip install "vgg_lib[widgets]"``
+would change anything Colab preinstalled (it must not). The chapters' times are printed as a
+Markdown table at the end, to paste into a report.
+
+Fails (exit 1) when a chapter fails, when the set-up cell replaced or upgraded a preinstalled
+package, when an explorer's control does not redraw it, or when the widgets extra would upgrade
+Colab's ipywidgets. Python 3.13 is found with ``COLAB_TODAY_PYTHON``, else pyenv's newest 3.13, else
 ``python3.13`` on the PATH.
 """
 
@@ -29,14 +37,47 @@ import tempfile
 import time
 from pathlib import Path
 
-AS_OF = "2026-08"
-COLAB_PYTHON = "3.13"
-COLAB_TORCH = "2.11"
-COLAB_TORCHVISION = "0.26"
-# What a Colab runtime has preinstalled that the chapters or their execution need (torch and
-# torchvision aside); vgg_lib's other requirements (torchinfo) are the set-up cell's to install.
-PREINSTALLED = ("numpy", "matplotlib", "ipywidgets", "ipykernel", "nbclient", "nbformat", "tqdm",
-                "pyyaml")
+# Google Colab's runtime: the one table that the stand-in installs and that README.md's table of
+# tested versions and pyproject.toml's lower bounds are checked against (tests/test_versions.py).
+# Source: github.com/googlecolab/backend-info, pip-freeze.txt and os-info.txt of its snapshot of
+# 2026-08-19 ("Upgrade to Python 3.13", commit a724079; live in Colab since 2026-08-25). Only what
+# a chapter, its widgets or its execution touches; the set-up cell installs the rest (torchinfo).
+SOURCE = "googlecolab/backend-info, snapshot 2026-08-19 (commit a724079)"
+AS_OF = "2026-08-19"
+COLAB = {
+    "python": "3.13",  # 3.13.15 there: any 3.13 here
+    # Colab's builds are 2.11.0+cpu (CPU runtime) and +cu128 (GPU runtime), both from
+    # download.pytorch.org; the stand-in has no GPU and takes PyPI's build of the same release.
+    "torch": "2.11.0",
+    "torchvision": "0.26.0",
+    "numpy": "2.1.3",
+    "matplotlib": "3.10.0",
+    "ipywidgets": "7.7.1",
+    "ipykernel": "6.17.1",
+    # the kernel and widget machinery behind those two, and the tools the set-up cell runs
+    "ipython": "7.34.0",
+    "jupyter-client": "7.4.9",
+    "traitlets": "5.7.1",
+    "tornado": "6.5.7",
+    "pyzmq": "26.2.1",
+    "widgetsnbextension": "3.6.10",
+    "jupyterlab-widgets": "3.0.16",
+    "notebook": "6.5.7",
+    "nbclient": "0.10.4",
+    "nbformat": "5.11.1",
+    "tqdm": "4.67.3",
+    "pyyaml": "6.0.3",
+    "pillow": "11.3.0",
+    "pip": "24.1.2",
+    "setuptools": "75.2.0",
+}
+# The columns of README.md's table of tested versions.
+HEADLINE = ("python", "torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "ipykernel")
+COLAB_PYTHON = COLAB["python"]
+
+# Colab has no time limit per cell; the stand-in stops a chapter after an hour (a busy 2-core
+# machine took 11 minutes for chapter 5's training cell, timed out at test_colab_standin's 600 s).
+CHAPTER_TIMEOUT_S = 3600
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("VGG_COLAB_TODAY_CACHE") or Path.home() / ".cache" / "vgg_book" / "colab-today")
@@ -45,7 +86,37 @@ PROBE = """import importlib.metadata, json, os, sys, vgg_lib
 print("PROBE " + json.dumps({"python": sys.version.split()[0], "profile": os.environ.get("VGG_PROFILE"),
                              "vgg_lib": vgg_lib.__file__, "torch": importlib.metadata.version("torch"),
                              "torchvision": importlib.metadata.version("torchvision"),
-                             "numpy": importlib.metadata.version("numpy")}))"""
+                             "numpy": importlib.metadata.version("numpy"),
+                             "ipywidgets": importlib.metadata.version("ipywidgets")}))"""
+
+# Run after a chapter, in its kernel: every control of every live widget the chapter made (its
+# explorers) is moved to another value, as a reader would, which runs the chapter's callbacks under
+# Colab's ipywidgets; each must redraw a picture of the explorer. An exception fails the cell.
+WIDGET_PROBE = """import json, sys
+report = {"ipywidgets": None, "widgets": 0, "controls": []}
+if "ipywidgets" in sys.modules:
+    import ipywidgets
+    registry = getattr(ipywidgets.Widget, "widgets", None)  # ipywidgets 7
+    if registry is None:
+        from ipywidgets.widgets.widget import _instances as registry  # ipywidgets 8
+    live = list(registry.values())
+    images = [w for w in live if isinstance(w, ipywidgets.Image)]
+    report.update(ipywidgets=ipywidgets.__version__, widgets=len(live))
+    for control in live:
+        if isinstance(control, ipywidgets.widgets.widget_selection._Selection):
+            choice = next(v for v in control._options_values if v != control.value)
+        elif isinstance(control, (ipywidgets.IntSlider, ipywidgets.FloatSlider)):
+            choice = control.max if control.value != control.max else control.min
+        elif isinstance(control, (ipywidgets.Checkbox, ipywidgets.ToggleButton)):
+            choice = not control.value
+        else:
+            continue
+        before = [image.value for image in images]
+        control.value = choice
+        report["controls"].append({"control": f"{type(control).__name__} {control.description!r}",
+                                   "set to": repr(choice), "redrew": [i.value for i in images] != before})
+print("WIDGETS " + json.dumps(report))"""
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def find_python():
@@ -65,22 +136,40 @@ def find_python():
              f"to its interpreter, or install it (pyenv install {COLAB_PYTHON}).")
 
 
+def pins():
+    """``name==version`` for every package of ``COLAB`` (Python aside)."""
+    return [f"{name}=={version}" for name, version in COLAB.items() if name != "python"]
+
+
 def cached_environment(python):
-    """The environment with Colab's versions, built once (a half-built one is never used)."""
-    root = CACHE / f"python{COLAB_PYTHON}-torch{COLAB_TORCH}-torchvision{COLAB_TORCHVISION}"
+    """The environment with Colab's versions, built once per table (a half-built one is never used)."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps(COLAB, sort_keys=True).encode()).hexdigest()[:10]
+    root = CACHE / f"python{COLAB_PYTHON}-colab-{AS_OF}-{key}"
     if (root / "READY").is_file():
         return root
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     print(f"building the Colab-today environment in {root} (once; torch's wheels are large)", flush=True)
     subprocess.run([python, "-m", "venv", str(partial)], check=True)
-    pins = [f"torch=={COLAB_TORCH}.*", f"torchvision=={COLAB_TORCHVISION}.*", *PREINSTALLED]
-    subprocess.run([str(partial / "bin" / "python"), "-m", "pip", "install", "--quiet", *pins], check=True)
-    freeze = subprocess.run([str(partial / "bin" / "python"), "-m", "pip", "freeze"], check=True,
-                            capture_output=True, text=True).stdout
+    pip = [str(partial / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "--quiet", f"pip=={COLAB['pip']}"], check=True)  # Colab's pip runs the cell
+    subprocess.run([*pip, "install", "--quiet", *pins()], check=True)
+    subprocess.run([*pip, "check"], check=True)
+    freeze = subprocess.run([*pip, "freeze", "--all"], check=True, capture_output=True, text=True).stdout
+    versions = {canonical(line.split("==")[0]): line.split("==")[1] for line in freeze.splitlines() if "==" in line}
+    wrong = {name: versions.get(canonical(name)) for name, version in COLAB.items()
+             if name != "python" and versions.get(canonical(name)) != version}
+    if wrong:
+        sys.exit(f"the Colab-today environment in {partial} did not get Colab's versions: {wrong}")
     (partial / "READY").write_text(freeze)
     partial.rename(root)
     return root
+
+
+def canonical(name):
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def first_error(executed):
@@ -89,6 +178,14 @@ def first_error(executed):
             if output.get("output_type") == "error":
                 return f"cell {index}: {output.get('ename')}: {str(output.get('evalue'))[:300]}"
     return None
+
+
+def _printed(executed, index, prefix):
+    """The JSON that cell ``index`` of the executed notebook printed after ``prefix``, or None."""
+    if executed is None:
+        return None
+    text = "".join(o.get("text", "") for o in executed.cells[index].get("outputs", []) if o.output_type == "stream")
+    return json.loads(text.split(prefix, 1)[1].splitlines()[0]) if prefix in text else None
 
 
 def run_chapter(chapter, cached, work, url, shared):
@@ -117,35 +214,70 @@ def run_chapter(chapter, cached, work, url, shared):
     setup = next(cell for cell in nb.cells if cell.cell_type == "code")
     setup.source = colab.setup_cell_source(url)
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    nb.cells.append(nbformat.v4.new_code_cell(WIDGET_PROBE))
     nbformat.write(nb, folder / chapter.name)
-    (folder / "driver.py").write_text(DRIVER)
+    assert "timeout=600" in DRIVER, "test_colab_standin's driver changed: update colab_today"
+    (folder / "driver.py").write_text(DRIVER.replace("timeout=600", f"timeout={CHAPTER_TIMEOUT_S}"))
     (folder / "content").mkdir()
     executed_path = work / f"executed-{chapter.name}"
     start = time.perf_counter()
     try:
         result = subprocess.run([str(python), str(folder / "driver.py"), str(folder / chapter.name),
                                  str(executed_path), str(folder / "content")],
-                                env=env, capture_output=True, text=True, timeout=1800)
+                                env=env, capture_output=True, text=True, timeout=CHAPTER_TIMEOUT_S)
         returncode, stderr = result.returncode, result.stderr
-    except subprocess.TimeoutExpired as error:
-        returncode, stderr = "timeout", str(error)
+    except subprocess.TimeoutExpired:  # the kernel, orphaned, stops itself (ipykernel's parent poller)
+        returncode, stderr = "timeout", f"stopped at the stand-in's limit of {CHAPTER_TIMEOUT_S} s a chapter"
     seconds = time.perf_counter() - start
     after = installed(site_packages)
     changed = {name: [before[name][0], (after.get(name) or ("removed",))[0]]
                for name in before if after.get(name) != before[name]}
     added = sorted(set(after) - set(before))
     executed = nbformat.read(executed_path, as_version=4) if executed_path.exists() else None
-    probe = None
-    if executed is not None:
-        text = "".join(o.get("text", "") for o in executed.cells[-1].get("outputs", []) if o.output_type == "stream")
-        probe = json.loads(text.split("PROBE ", 1)[1]) if "PROBE " in text else None
+    probe = _printed(executed, -2, "PROBE ")
+    widgets = _printed(executed, -1, "WIDGETS ")
+    if widgets is not None:
+        widgets["views shown"] = sum(WIDGET_VIEW in output.get("data", {}) for cell in executed.cells[:-2]
+                                     for output in cell.get("outputs", []))
     error = (first_error(executed) if executed is not None else None) or (
         None if returncode == 0 else stderr.strip().splitlines()[-1][:300] if stderr.strip() else str(returncode))
+    explorers_work = widgets is not None and all(c["redrew"] for c in widgets["controls"]) and (
+        not widgets["controls"] or (widgets["ipywidgets"] == COLAB["ipywidgets"] and widgets["views shown"] > 0))
     ok = returncode == 0 and not changed and probe is not None and probe["profile"] == "quick" and \
-        Path(probe["vgg_lib"]).is_relative_to(site_packages)
+        Path(probe["vgg_lib"]).is_relative_to(site_packages) and explorers_work
     shutil.rmtree(env_root, ignore_errors=True)  # the executed copy stays
-    return dict(chapter=chapter.name, ok=ok, seconds=round(seconds, 1), error=error, probe=probe,
+    return dict(chapter=chapter.name, ok=ok, seconds=round(seconds, 1), error=error, probe=probe, widgets=widgets,
                 replaced_preinstalled=changed, installed_by_cell=added, stderr_tail=stderr[-3000:] if not ok else "")
+
+
+def widgets_extra_keeps_colabs_ipywidgets(cached, work, url):
+    """Would ``pip install "vgg_lib[widgets]"``, pinning torch as the set-up cell does, change
+    anything Colab preinstalled? Asked of pip (--dry-run --report) in a fresh copy of the env."""
+    env_root = work / "widgets-extra-venv"
+    subprocess.run(["cp", "-al", str(cached), str(env_root)], check=True)
+    try:
+        keep = [f"{name}=={COLAB[name]}" for name in ("torch", "torchvision")]
+        result = subprocess.run([str(env_root / "bin" / "python"), "-m", "pip", "install", "--dry-run", "--quiet",
+                                 "--report", "-", f"vgg_lib[widgets] @ {url}", *keep],
+                                capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(env_root, ignore_errors=True)
+    if result.returncode != 0:
+        return dict(ok=False, would_install=None, error=result.stderr[-2000:])
+    plan = json.loads(result.stdout)
+    would = {canonical(item["metadata"]["name"]): item["metadata"]["version"] for item in plan["install"]}
+    preinstalled = {canonical(name) for name in COLAB}
+    return dict(ok=not (set(would) & preinstalled), would_install=would)
+
+
+def times_table(results):
+    """The per-chapter times as a Markdown table, to paste into a report."""
+    lines = [f"Colab stand-in ({SOURCE}; " + ", ".join(f"{n} {COLAB[n]}" for n in HEADLINE)
+             + f"), {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}:", "",
+             "| chapter | result | seconds |", "|---|---|---:|"]
+    lines += [f"| {r['chapter']} | {'ok' if r['ok'] else 'FAILED'} | {r['seconds']:.0f} |" for r in results]
+    lines.append(f"| all {len(results)} | {sum(r['ok'] for r in results)} ok | {sum(r['seconds'] for r in results):.0f} |")
+    return "\n".join(lines)
 
 
 def main(argv):
@@ -153,11 +285,13 @@ def main(argv):
     from test_colab_standin import committed_copy
     from vgg_lib.teaching import colab
 
-    chapters = [Path(a).resolve() for a in argv] or sorted((REPO / "notebooks").glob("*.ipynb"))
+    from vgg_lib.teaching.notebooks import toc_notebooks
+
+    chapters = [Path(a).resolve() for a in argv] or [Path(p).resolve() for p in toc_notebooks(REPO)]
     cached = cached_environment(find_python())
     work = Path(tempfile.mkdtemp(prefix="colab-today-"))
-    print(f"Colab today ({AS_OF}): Python {COLAB_PYTHON}, torch {COLAB_TORCH}, torchvision "
-          f"{COLAB_TORCHVISION}; environment {cached}; work folder {work}", flush=True)
+    print(f"Colab today ({SOURCE}): " + ", ".join(f"{name} {COLAB[name]}" for name in HEADLINE)
+          + f"; environment {cached}; work folder {work}", flush=True)
     branch = colab.install_url(REPO).rsplit("@", 1)[1]
     committed_copy(work / "repository", branch)
     url = f"git+file://localhost{work / 'repository'}@{branch}"
@@ -173,7 +307,10 @@ def main(argv):
         print(f"  {chapter.name} ...", end=" ", flush=True)
         result = run_chapter(chapter, cached, work, url, shared)
         results.append(result)
+        controls = (result["widgets"] or {}).get("controls", [])
         print(("ok" if result["ok"] else "FAILED") + f" in {result['seconds']:.0f} s"
+              + (f"; {sum(c['redrew'] for c in controls)}/{len(controls)} explorer controls redrew under "
+                 f"ipywidgets {result['widgets']['ipywidgets']}" if controls else "")
               + (f": {result['error']}" if result["error"] else "")
               + (f"; replaced preinstalled {result['replaced_preinstalled']}" if result["replaced_preinstalled"] else ""),
               flush=True)
@@ -182,13 +319,17 @@ def main(argv):
         link.unlink()
         if not content_existed and not any(content.iterdir()):
             content.rmdir()
+    extra = widgets_extra_keeps_colabs_ipywidgets(cached, work, url)
+    print(("ok" if extra["ok"] else "FAILED") + f": pip install 'vgg_lib[widgets]' would install "
+          f"{extra['would_install'] or 'nothing new'} (Colab's ipywidgets {COLAB['ipywidgets']} kept: {extra['ok']})")
     mounts = (work / "drive-mounts.jsonl").read_text().splitlines() if (work / "drive-mounts.jsonl").exists() else []
-    report = dict(as_of=AS_OF, python=COLAB_PYTHON, torch=COLAB_TORCH, torchvision=COLAB_TORCHVISION,
-                  environment=str(cached), drive_mounts=[json.loads(m) for m in mounts], chapters=results)
+    report = dict(source=SOURCE, as_of=AS_OF, colab=COLAB, environment=str(cached),
+                  drive_mounts=[json.loads(m) for m in mounts], chapters=results, widgets_extra=extra)
     (work / "report.json").write_text(json.dumps(report, indent=2))
     probe = next((r["probe"] for r in results if r["probe"]), None)
-    failed = [r["chapter"] for r in results if not r["ok"]]
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed"
+    failed = [r["chapter"] for r in results if not r["ok"]] + ([] if extra["ok"] else ["widgets extra"])
+    print(times_table(results))
+    print(f"{len(results) + 1 - len(failed)} passed, {len(failed)} failed"
           + (f" (versions seen by the kernel: {probe})" if probe else "") + f"; report: {work / 'report.json'}")
     for r in results:
         if not r["ok"] and r["stderr_tail"]:

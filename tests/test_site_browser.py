@@ -3,7 +3,8 @@
 Every page of the table of contents is opened from a server on 127.0.0.1, on a desktop and at a
 phone's width, and checked: it loads, logs no error, asks nothing of another host, shows its
 images and typesets its formulas; chapters link to Colab and to their .ipynb; solutions stay
-folded until clicked; search finds the receptive-field chapter; chapter 2's player follows its
+folded until clicked, and so is each chapter's Colab set-up cell (under its "Colab set-up"
+label); the first page links the PDF and the zip of the site; search finds the receptive-field chapter; chapter 2's player follows its
 slider; the phone layout never scrolls sideways and its navigation drawers open and close; dark
 mode keeps figures and tables readable. Screenshots go to <build>/screenshots (and to
 _build/screenshots in the repository).
@@ -14,11 +15,7 @@ Chromium comes from Debian (``make test`` installs it as root: apt-get install -
 nothing is downloaded when the test runs.
 """
 
-import functools
-import http.server
 import json
-import shutil
-import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,38 +23,22 @@ import pytest
 import yaml
 
 from test_book_build import toc_files
+from vgg_lib.teaching.book_pdf import CHROMIUM_FLAGS, chromium_path, serve
+from vgg_lib.teaching.colab import FOLDED
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage"]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 CHAPTER_WITH_PLAYER = "notebooks/02_receptive_fields"
 SCREENSHOT_CHAPTER = "notebooks/03_small_filters"
 
 
-def chromium_path():
-    for name in ("chromium", "chromium-browser"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
 @pytest.fixture(scope="module")
 def site(book_build):
     result, html = book_build
     assert result.returncode == 0, "the book does not build: see tests/test_book_build.py"
-    handler = functools.partial(_QuietHandler, directory=str(html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", html
-    server.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+    with serve(html) as base:
+        yield base, html
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +153,7 @@ def test_every_page_on_a_desktop(browser, site):
                 if response.status != 200 or "cells" not in json.loads(response.body()):
                     problems.append(f".ipynb download {local[0]} gives HTTP {response.status}")
             problems += _solution_folding(page)
+            problems += _setup_cell_folding(page)
         failures += [f"{name}: {p}" for p in reader.problems + problems]
     try:
         assert failures == [], "\n".join(failures)
@@ -196,6 +178,28 @@ def _solution_folding(page):
     return problems
 
 
+def _setup_cell_folding(page):
+    """The Colab set-up cell is the first code cell, folded under its label until clicked."""
+    fold = page.locator("article .cell").first.locator("details.hide.above-input")
+    if fold.count() == 0:
+        return ["the Colab set-up cell (the first code cell) is not folded"]
+    summary = fold.locator("summary")
+    code = fold.locator(".cell_input")
+    problems = []
+    if FOLDED["mystnb"]["code_prompt_show"] not in summary.inner_text():
+        problems.append(f"the set-up cell's fold is labelled {summary.inner_text()!r}")
+    if code.is_visible():
+        problems.append("the Colab set-up code shows before it is clicked")
+    summary.click()
+    try:
+        code.wait_for(state="visible", timeout=3000)
+        if "Colab set-up: does nothing outside Google Colab" not in code.inner_text():
+            problems.append("the first fold does not hold the Colab set-up code")
+    except Exception:
+        problems.append("the Colab set-up code stays folded after a click")
+    return problems
+
+
 def test_desktop_sidebar_hides_and_comes_back(browser, site):
     base, html = site
     reader = Reader(browser, base, DESKTOP)
@@ -211,6 +215,10 @@ def test_desktop_sidebar_hides_and_comes_back(browser, site):
         sidebar.wait_for(state="visible", timeout=3000)
         _screenshot(page, html, "chapter-light")
         page = reader.open("book/intro")
+        downloads = page.locator(".book-downloads a")
+        assert downloads.count() == 2 and all(downloads.nth(i).is_visible() for i in range(2))
+        assert page.evaluate("() => document.querySelector('.book-downloads').getBoundingClientRect().bottom") < \
+            DESKTOP["height"], "the PDF and zip links are not on the first screen"
         _screenshot(page, html, "home-light")
         assert reader.problems == []
     finally:

@@ -1,292 +1,189 @@
-"""The training loop: learning, seeding, exact resume, divergence, precision choice, schedules."""
+"""The command line (``python -m vgg_lib.train``, ``vgg-train``): options generated from the
+fields of ModelSpec and TrainConfig, help, one-line errors, and the ImageFolder path end to end on
+a tiny folder of JPEGs made here (train two steps, checkpoint, resume, evaluate)."""
 
-import math
+import json
+import os
+import subprocess
+import sys
+from dataclasses import fields
 
 import pytest
 import torch
-from torch import nn
 
-from vgg_lib import device as device_module
-from vgg_lib.training.data import CIFAR10Data
-from vgg_lib.training.history import History
-from vgg_lib.architecture.model import vgg
-from vgg_lib.training.reproducibility import seed_everything
-from vgg_lib.device import resolve_precision
-from vgg_lib.training.loop import evaluate, fit, lr_factor
-
-
-def colour_data(n_train=96, n_test=40, seed=0, n_val=40):
-    """A task a tiny VGG learns in a few steps: class c brightens colour channel c % 3 in one of
-    three stripes chosen by c // 3 (with noise), so only 9 classes appear."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        labels = torch.arange(n) % 9
-        images = torch.randint(0, 100, (n, 3, 32, 32), generator=generator)
-        for i, c in enumerate(labels.tolist()):
-            rows = slice(10 * (c // 3), 10 * (c // 3) + 10)
-            images[i, c % 3, rows] += 150
-        return images.to(torch.uint8), labels
-
-    x_train, y_train = make(n_train)
-    x_test, y_test = make(n_test)
-    x_val, y_val = make(n_val)
-    return CIFAR10Data(x_train, y_train, x_test, y_test, classes=[str(i) for i in range(10)],
-                       source="synthetic", mean=(0.3, 0.3, 0.3), std=(0.25, 0.25, 0.25),
-                       x_val=x_val, y_val=y_val)
-
-
-def tiny_model(seed=0, batch_norm=True, config="A"):
-    seed_everything(seed)
-    return vgg(config, batch_norm=batch_norm, head="compact", width=0.125, num_classes=10)
-
-
-def same_weights(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    return all(torch.equal(sa[k], sb[k]) for k in sa)
-
+from support import ROOT, make_folder, synthetic_npz
+from vgg_lib import ModelSpec, TrainConfig, read_checkpoint
+from vgg_lib.experiments.runs import read_record
+from vgg_lib.train import build_parser, main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+TINY = ["--profile", "quick", "--config", "A", "--width", "0.0625", "--head", "compact", "--val-images", "32",
+        "--precision", "fp32", "--device", "cpu", "--no-progress"]
 
 
-SETTINGS = dict(epochs=3, lr=0.05, batch_size=32, label_smoothing=0.1, progress=False,
-                precision="fp32")
+def test_help_explains_every_option_and_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "vgg_lib.train", "--help"], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stderr
+    for option in ("--profile", "--config", "--batch-norm", "--width", "--epochs", "--batch-size",
+                   "--lr", "--data", "--checkpoint", "--resume", "--seed", "--precision",
+                   "--sync-bn", "--timeout", "torchrun"):
+        assert option in result.stdout
 
 
-def test_fit_learns_and_records_history():
-    data = colour_data()
-    model = tiny_model()
-    history = fit(model, data, epochs=6, lr=0.1, batch_size=16, progress=False, precision="fp32",
-                  tta_flip=True)
-    assert len(history.epochs) == 6 and len(history.steps) == 6 * (96 // 16)
-    assert all(math.isfinite(v) for v in history.steps)
-    first, last = history.epochs[0], history.epochs[-1]
-    assert set(first) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                          "lr", "seconds", "images_per_second"}
-    assert last["train_loss"] < first["train_loss"]
-    assert history.final_test_accuracy >= 0.5  # chance is 1/9
-    assert history.final_val_accuracy >= 0.5
-    assert history.best_val_accuracy >= history.final_val_accuracy
-    assert all(e["val_accuracy"] is not None for e in history.epochs)  # every epoch, on validation
-    assert not history.diverged and "epoch" in history.status and "test accuracy" in history.status
-    loss, accuracy = evaluate(model, data, tta_flip=True, precision="fp32")
-    assert accuracy == pytest.approx(history.final_test_accuracy)
-    assert history.test == {"loss": pytest.approx(loss), "accuracy": accuracy}
-    _, val_accuracy = evaluate(model, data, tta_flip=True, precision="fp32", split="val")
-    assert val_accuracy == pytest.approx(history.final_val_accuracy)
-    figure = history.plot()
-    assert len(figure.axes) == 2
-    assert History.from_dict(history.to_dict()).to_dict() == history.to_dict()
+def error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one clear line, no traceback
+    return err[0]
 
 
-def test_the_test_set_is_evaluated_once_at_the_end_and_never_for_tuning(monkeypatch):
-    data = colour_data()
-    from vgg_lib.training import loop
-
-    splits = []
-    real = loop.evaluate
-    monkeypatch.setattr(loop, "evaluate", lambda *a, **k: splits.append(k.get("split")) or real(*a, **k))
-    history = fit(tiny_model(), data, **SETTINGS)
-    assert splits == ["val", "val", "val", "test"] and history.test is not None
-    splits.clear()
-    tuning = fit(tiny_model(), data, test=False, **SETTINGS)
-    assert "test" not in splits and tuning.test is None and tuning.final_val_accuracy is not None
-    splits.clear()
-    stopped = fit(tiny_model(), data, max_steps=4, **SETTINGS)  # unfinished: nothing to report
-    assert "test" not in splits and stopped.test is None and stopped.final_test_accuracy is None
-    without_val = colour_data(n_val=0)
-    splits.clear()
-    plain = fit(tiny_model(), without_val, **SETTINGS)
-    assert splits == ["test"] and all(e["val_accuracy"] is None for e in plain.epochs)
-    with pytest.raises(ValueError, match="no validation split"):
-        evaluate(tiny_model(), without_val, split="val")
+@pytest.mark.parametrize("arguments, expected", [
+    (["--epochs", "0"], "not a positive whole number"),
+    (["--config", "Z"], "invalid choice"),
+    (["--precision", "fp8"], "invalid choice"),
+    (["--lr", "fast"], "not a number"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, arguments, expected):
+    with pytest.raises(SystemExit) as stopped:
+        main(arguments)
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert expected in lines[-1] and "error:" in lines[-1]
 
 
-def test_same_seed_same_history_other_seed_other_history():
-    data = colour_data()
-    runs = []
-    for seed in (0, 0, 1):
-        model = tiny_model(seed)
-        runs.append((fit(model, data, seed=seed, **SETTINGS), model))
-    (h0, m0), (h1, m1), (h2, m2) = runs
-    assert h0.steps == h1.steps and same_weights(m0, m1)
-    assert [e["val_loss"] for e in h0.epochs] == [e["val_loss"] for e in h1.epochs]
-    assert h0.test == h1.test
-    assert h0.steps != h2.steps and not same_weights(m0, m2)
+def test_bad_data_and_recipe_exit_2_with_one_line(capsys, tmp_path, monkeypatch):
+    assert main([*TINY, "--data", str(tmp_path / "nowhere")]) == 2
+    assert "no such folder" in error_line(capsys)
+    (tmp_path / "folder" / "train").mkdir(parents=True)
+    assert main([*TINY, "--data", str(tmp_path / "folder")]) == 2
+    assert "has no val folder" in error_line(capsys)
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(tmp_path / "missing.npz"))
+    assert main([*TINY, "--checkpoint", str(tmp_path / "x.pt")]) == 2
+    assert "VGG_CIFAR10_NPZ is set" in error_line(capsys)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(bad))
+    assert main([*TINY, "--checkpoint", str(tmp_path / "x.pt")]) == 2
+    assert "Could not read" in error_line(capsys)
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(synthetic_npz(tmp_path / "tiny.npz")))
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"junk")
+    assert main([*TINY, "--checkpoint", str(broken), "--resume"]) == 2
+    assert "Could not read" in error_line(capsys)
+    folder = make_folder(tmp_path / "images", classes=2, train=1, val=1)
+    assert main([*TINY, "--data", str(folder), "--scale", "64", "32"]) == 2  # a ValueError
+    assert "scale_jitter=(64, 32) (None, or a pair of whole numbers (S_min, S_max) with 1 <= S_min <= S_max" in error_line(capsys)
 
 
-@pytest.mark.parametrize("stop_after_steps", [3, 4])  # at an epoch boundary, and mid-epoch
-def test_resume_ends_with_exactly_the_uninterrupted_weights(tmp_path, stop_after_steps):
-    data = colour_data()
-    straight = tiny_model()
-    history = fit(straight, data, checkpoint_path=tmp_path / "straight.pt", **SETTINGS)
-
-    path = tmp_path / "interrupted.pt"
-    first_session = tiny_model()
-    partial = fit(first_session, data, checkpoint_path=path, max_steps=stop_after_steps, **SETTINGS)
-    assert partial.stopped_at_step == stop_after_steps
-
-    # a new session: a model with other weights and other global RNG states
-    second_session = tiny_model(seed=123)
-    torch.manual_seed(999)
-    resumed = fit(second_session, data, checkpoint_path=path, resume=True, **SETTINGS)
-    assert same_weights(straight, second_session)
-    assert resumed.steps == history.steps
-    assert [e["val_accuracy"] for e in resumed.epochs] == [e["val_accuracy"] for e in history.epochs]
-    assert partial.test is None and resumed.test == history.test  # the test set: once, at the end
-    # the checkpoint holds only plain data
-    torch.load(path, weights_only=True)
+FOLDER_RUN = [*TINY, "--epochs", "2", "--batch-size", "12", "--lr", "0.05", "--scale", "32", "40",
+              "--crop", "32", "--eval-scale", "36", "--workers", "1"]
 
 
-def test_resume_without_checkpoint_starts_fresh_and_finished_run_returns(tmp_path):
-    data = colour_data()
-    path = tmp_path / "new.pt"
-    model = tiny_model()
-    history = fit(model, data, checkpoint_path=path, resume=True, **SETTINGS)
-    assert len(history.epochs) == 3 and path.is_file()
-    again = tiny_model(seed=5)
-    finished = fit(again, data, checkpoint_path=path, resume=True, **SETTINGS)
-    assert finished.steps == history.steps and same_weights(model, again)
+def test_image_folder_end_to_end_two_steps_checkpoint_resume_evaluate(tmp_path, capsys):
+    data = make_folder(tmp_path / "images")
+    checkpoint = tmp_path / "run" / "folder.pt"
+    run = [*FOLDER_RUN, "--data", str(data), "--checkpoint", str(checkpoint)]
+    # 24 training images, global batch 12: two steps make epoch 1, then a checkpoint
+    assert main([*run, "--max-steps", "2"]) == 0
+    first = json.loads(checkpoint.with_suffix(".json").read_text())
+    assert len(first["history"]["steps"]) == 2 and first["history"]["epochs"][0]["epoch"] == 1
+    assert torch.load(checkpoint, weights_only=True)["training_state"]["epoch"] == 1
+    assert main([*run, "--resume"]) == 0
+    out = capsys.readouterr().out
+    print(out)
+    history = json.loads(checkpoint.with_suffix(".json").read_text())["history"]
+    assert len(history["steps"]) == 4 and len(history["epochs"]) == 2
+    accuracy = history["epochs"][-1]["val_accuracy"]
+    assert accuracy is not None and 0 <= accuracy <= 1
+    assert history["config"]["evaluation"] == "centre crop 32 at Q=36, flip"
+    assert "FolderData(24 train / 12 val images, 3 classes" in out
+    # the resumed run is the uninterrupted one
+    straight = tmp_path / "straight.pt"
+    assert main([*FOLDER_RUN, "--data", str(data), "--checkpoint", str(straight)]) == 0
+    a, b = (torch.load(p, weights_only=True)["model"] for p in (checkpoint, straight))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # resuming with another recipe (the image settings are recipe fields) is refused, in one line
+    capsys.readouterr()
+    assert main([*run, "--resume", "--lr", "0.1"]) == 2
+    assert "lr: checkpoint 0.05 vs now 0.1" in error_line(capsys)
+    assert main([*run, "--resume", "--scale", "32", "48"]) == 2
+    assert "scale_jitter: checkpoint (32, 40) vs now (32, 48)" in error_line(capsys)
 
 
-def test_resume_with_other_settings_or_model_is_refused(tmp_path):
-    data = colour_data()
-    path = tmp_path / "run.pt"
-    fit(tiny_model(), data, checkpoint_path=path, max_steps=3, **SETTINGS)
-    with pytest.raises(ValueError, match="lr: checkpoint 0.05 vs now 0.2"):
-        fit(tiny_model(), data, checkpoint_path=path, resume=True, **{**SETTINGS, "lr": 0.2})
-    with pytest.raises(ValueError, match=r"another model \(config: checkpoint 'A' vs now 'B'\)"):
-        fit(tiny_model(config="B"), data, checkpoint_path=path, resume=True, **SETTINGS)
-    unspecified = tiny_model(config="B")
-    unspecified.spec = None  # a hand-assembled VGG: the state dict check still names the mismatch
-    with pytest.raises(ValueError, match="does not fit the model"):
-        fit(unspecified, data, checkpoint_path=path, resume=True, **SETTINGS)
-    with pytest.raises(ValueError, match="needs a checkpoint_path"):
-        fit(tiny_model(), data, resume=True, **SETTINGS)
+def test_image_folder_dense_evaluation_end_to_end(tmp_path, capsys):
+    """--eval-protocol dense: the paper's dense multi-scale evaluation of val/ after training."""
+    data = make_folder(tmp_path / "images", classes=2, train=6, val=3)
+    checkpoint = tmp_path / "dense.pt"
+    run = [*TINY, "--epochs", "1", "--batch-size", "12", "--lr", "0.05", "--scale", "32", "48",
+           "--crop", "32", "--workers", "0", "--data", str(data), "--checkpoint", str(checkpoint)]
+    assert main([*run, "--eval-protocol", "dense", "--eval-scales", "32", "48"]) == 0
+    history = json.loads(checkpoint.with_suffix(".json").read_text())["history"]
+    assert history["config"]["evaluation"] == "dense Q={32,48}"
+    accuracy = history["epochs"][-1]["val_accuracy"]
+    assert accuracy is not None and 0 <= accuracy <= 1
+    assert main([*run, "--eval-protocol", "dense"]) == 0  # default scales: S_min, middle, S_max
+    history = json.loads(checkpoint.with_suffix(".json").read_text())["history"]
+    assert history["config"]["evaluation"] == "dense Q={32,40,48}"
+    capsys.readouterr()
+    assert main([*run, "--eval-scales", "32", "48"]) == 2
+    assert "--eval-scales belongs to --eval-protocol dense" in error_line(capsys)
+    assert main([*TINY, "--eval-protocol", "dense"]) == 2
+    assert "for folders of images" in error_line(capsys)
 
 
-class NaNAfter(nn.Module):
-    """Wraps a model and returns NaN logits from its ``n``-th training-mode call on."""
-
-    def __init__(self, model, n):
-        super().__init__()
-        self.model, self.n, self.calls = model, n, 0
-
-    def forward(self, x):
-        out = self.model(x)
-        if not self.training:
-            return out
-        self.calls += 1
-        return out * float("nan") if self.calls >= self.n else out
-
-
-def test_injected_nan_stops_the_run_at_that_step():
-    data = colour_data()
-    model = NaNAfter(tiny_model(), n=5)
-    history = fit(model, data, **SETTINGS)
-    assert history.diverged and history.diverged_at_step == 5
-    assert history.status == "diverged at step 5" and "diverged at step 5" in str(history)
-    assert len(history.steps) == 5 and math.isnan(history.steps[-1])
-    assert len(history.epochs) == 1  # epoch 1 (3 steps) finished, epoch 2 did not
-    assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step was not taken
-    history.plot()
+def test_the_paper_s_shallow_control_trains_from_the_command_line(tmp_path, monkeypatch, capsys):
+    # B-5x5 (chapter 8) is a configuration like the others: --config builds it, the checkpoint
+    # records it, and its convolutions are 5x5
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(synthetic_npz(tmp_path / "tiny.npz")))
+    path = tmp_path / "b5x5.pt"
+    arguments = [*TINY, "--config", "B-5x5", "--epochs", "1", "--batch-size", "32",
+                 "--checkpoint", str(path)]
+    assert main(arguments) == 0, capsys.readouterr().err
+    saved = read_checkpoint(path)
+    assert saved["model_spec"]["config"] == "B-5x5"
+    kernels = {tuple(v.shape[2:]) for k, v in saved["model"].items()
+               if k.startswith("features.") and k.endswith(".weight") and v.ndim == 4}
+    assert kernels == {(5, 5)}  # B has two 3x3 layers in every block: each pair is one 5x5
 
 
-def test_huge_learning_rate_without_batch_norm_diverges():
-    history = fit(tiny_model(batch_norm=False), colour_data(), **{**SETTINGS, "lr": 1e3})
-    assert history.diverged and 1 <= history.diverged_at_step <= 9
-    assert len(history.steps) == history.diverged_at_step
+def test_the_network_and_recipe_options_are_generated_from_their_fields():
+    """Every field of ModelSpec and TrainConfig (those not set from the data) is an option, with
+    the field's own help, and sets that field; nothing else changes what a run computes."""
+    parser = build_parser()
+    options = {o for action in parser._actions for o in action.option_strings}
+    for settings in (ModelSpec, TrainConfig):
+        for field in fields(settings):
+            flag = "--" + field.name.replace("_", "-")
+            assert (flag in options) == field.metadata.get("command_line", True), flag
+    args = parser.parse_args(["--crop", "24", "--scale", "28", "36", "--colour-shift", "0.2",
+                              "--no-augment", "--tta-flip", "--dropout", "0.3", "--optimizer", "adam"])
+    assert (args.crop, args.scale_jitter, args.colour_shift, args.augment, args.tta_flip,
+            args.dropout, args.optimizer) == (24, [28, 36], 0.2, False, True, 0.3, "adam")
+    assert args.lr is None and args.batch_norm is None  # unset: the profile's
+    help_text = parser.format_help()
+    assert "Krizhevsky" in help_text and "GLOBAL batch" in help_text
 
 
-def test_step_callback_sees_gradients_before_the_update():
-    data = colour_data()
-    model = tiny_model()
-    seen = []
-
-    def callback(step, callback_model, loss):
-        weight = callback_model.features[0].weight
-        seen.append((step, loss, weight.grad.norm().item(), weight.detach().clone()))
-
-    history = fit(model, data, step_callback=callback, **{**SETTINGS, "epochs": 1})
-    assert [s for s, *_ in seen] == [1, 2, 3]
-    assert [loss for _, loss, *_ in seen] == history.steps
-    assert all(norm > 0 for _, _, norm, _ in seen)
-    assert not torch.equal(seen[0][3], seen[1][3])  # the weights moved between callbacks
+@pytest.mark.parametrize("arguments, expected", [
+    (["--width", "0"], "width=0.0: use a positive number"),
+    (["--colour-shift", "-1"], "colour_shift=-1.0"),
+    (["--crop", "0"], "not a positive whole number"),
+    (["--seed", "-2"], "not a whole number >= 0"),
+    (["--scale-jitter", "32"], "expected 2 arguments"),
+])
+def test_generated_options_refuse_bad_values_in_one_line(capsys, arguments, expected):
+    with pytest.raises(SystemExit) as stopped:
+        main(arguments)
+    assert stopped.value.code == 2
+    assert expected in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_max_steps_stops_early():
-    history = fit(tiny_model(), colour_data(), max_steps=2, **SETTINGS)
-    assert len(history.steps) == 2 and history.stopped_at_step == 2
-    assert "stopped at step 2" in history.status
-
-
-def test_bf16_autocast_runs_on_cpu():
-    history = fit(tiny_model(), colour_data(n_train=32), **{**SETTINGS, "epochs": 1,
-                                                           "precision": "bf16"})
-    assert all(math.isfinite(v) for v in history.steps)
-
-
-def test_auto_precision_follows_the_cpu(monkeypatch):
-    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    assert resolve_precision("auto", "cpu") == "fp32"
-    # AVX512-BF16 without AMX trains VGG slower in bf16 than in fp32 (device.cpu_has_native_bf16)
-    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
-    assert resolve_precision("auto", "cpu") == "fp32"
-    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16"}))
-    assert resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"amx_bf16"}))
-    assert resolve_precision("auto", "cpu") == "bf16"
-    assert resolve_precision("fp32", "cpu") == "fp32"
-    assert resolve_precision("bf16", "cpu") == "bf16"
-    with pytest.raises(ValueError, match="choose one of"):
-        resolve_precision("half", "cpu")
-
-
-def test_schedules():
-    total = 100
-    onecycle = [lr_factor(s, total, "onecycle") for s in range(total)]
-    assert onecycle[0] == pytest.approx(0.04) and max(onecycle) == pytest.approx(1.0)
-    assert onecycle.index(max(onecycle)) == 25 and onecycle[-1] == pytest.approx(1 / 75)
-    cosine = [lr_factor(s, total, "cosine") for s in range(total)]
-    assert cosine[4] == pytest.approx(1.0) and cosine[-1] < 0.001
-    assert all(a >= b for a, b in zip(cosine[4:], cosine[5:]))
-    with pytest.raises(ValueError, match="schedule"):
-        lr_factor(0, total, "linear")
-
-
-def test_evaluate_with_flip_averages_logits():
-    data = colour_data()
-    model = tiny_model().eval()
-    with torch.no_grad():
-        x = data.normalize(data.x_test)
-        logits = (model(x) + model(x.flip(3))) / 2
-    loss, accuracy = evaluate(model, data, tta_flip=True, channels_last=False, precision="fp32")
-    assert loss == pytest.approx(nn.functional.cross_entropy(logits, data.y_test).item(), rel=1e-5)
-    assert accuracy == pytest.approx((logits.argmax(1) == data.y_test).float().mean().item())
-
-
-class CentrePixelReader(nn.Module):
-    """Predicts the label written into the centre pixel of each image (value 20 * label + 10)."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.unused = nn.Parameter(torch.zeros(()))  # SGD needs a parameter
-        self.mean, self.std = mean[0], std[0]
-
-    def forward(self, x):
-        pixel = (x[:, 0, 16, 16] * self.std + self.mean) * 255
-        label = ((pixel - 10) / 20).round().long().clamp(0, 9)
-        return nn.functional.one_hot(label, 10).float() * 20 + self.unused
-
-
-def test_batches_keep_their_labels_through_indexing_and_augmentation():
-    labels = torch.arange(200) % 10
-    images = (20 * labels + 10).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 32, 32).contiguous()
-    data = CIFAR10Data(images, labels, images[:50], labels[:50], [str(i) for i in range(10)],
-                       "synthetic", mean=(0.4, 0.4, 0.4), std=(0.3, 0.3, 0.3))
-    model = CentrePixelReader(data.mean, data.std)
-    history = fit(model, data, epochs=2, lr=0.1, batch_size=32, progress=False, precision="fp32",
-                  channels_last=False)
-    assert [e["train_accuracy"] for e in history.epochs] == [1.0, 1.0]
-    assert history.final_test_accuracy == 1.0
+def test_the_command_writes_a_run_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(synthetic_npz(tmp_path / "tiny.npz")))
+    path = tmp_path / "record-run.pt"
+    assert main([*TINY, "--epochs", "1", "--batch-size", "32", "--checkpoint", str(path)]) == 0
+    record = read_record(path.with_suffix(".json"))
+    assert record.identity["label"] == "record-run" and record.identity["recipe"]["epochs"] == 1
+    assert record.identity["data"]["train"]["images"] == 288 - 32 and record.precision == "fp32"
+    assert str(tmp_path) not in path.with_suffix(".json").read_text()  # no folders of this machine

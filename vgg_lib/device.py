@@ -1,15 +1,22 @@
 """Where and in what precision the book's code runs: one module for the device and the precision.
 
 ``choose_device()`` picks a CUDA GPU, else Apple's MPS, else the CPU; ``resolve_precision`` turns
-"auto" into what runs fastest on a device; ``autocast`` is the matching context manager.
+"auto" into what runs fastest on a device; ``autocast`` is the matching context manager;
+``machine()`` describes the computer, as run records and the execution stamps note it.
 """
 
+import os
+import platform
 from contextlib import nullcontext
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Where set, what "auto" means on any device: the maintainers' way to store chapters computed in
+# one precision whatever CPU re-executes them (VGG_PRECISION=fp32 make notebooks ...).
+ENV_PRECISION = "VGG_PRECISION"
 
 
 def choose_device():
@@ -20,7 +27,6 @@ def choose_device():
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
 
 
 @lru_cache(maxsize=1)
@@ -34,6 +40,29 @@ def cpu_flags():
     except OSError:
         pass
     return frozenset()
+
+
+# The CPU features that decide how fast training runs here (and which precision "auto" picks).
+RECORDED_FLAGS = ("avx2", "avx512_bf16", "amx_bf16")
+
+
+def cpu_model():
+    """The CPU's model name (Linux), else what ``platform`` knows, else "not recorded"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "not recorded"
+
+
+def machine():
+    """This computer as a run record notes it: CPU model, cores, the CPU features of
+    ``RECORDED_FLAGS`` it has, and the GPU (None without one)."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
+            "flags": [flag for flag in RECORDED_FLAGS if flag in cpu_flags()], "gpu": gpu}
 
 
 def cpu_has_native_bf16():
@@ -53,12 +82,19 @@ def cpu_has_native_bf16():
 def resolve_precision(precision, device):
     """Turn "auto" into what runs fastest on ``device``: bf16 on GPUs that support it, fp16
     (with loss scaling) on older GPUs such as the T4, bf16 on CPUs where it is faster
-    (``cpu_has_native_bf16``: AMX), else fp32: emulated bf16 is many times slower than fp32."""
+    (``cpu_has_native_bf16``: AMX), else fp32: emulated bf16 is many times slower than fp32.
+    The environment variable VGG_PRECISION, where set, replaces that choice."""
     device = torch.device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; choose one of {', '.join(PRECISIONS)}.")
     if precision != "auto":
         return precision
+    forced = os.environ.get(ENV_PRECISION)
+    if forced:
+        if forced not in PRECISIONS[1:]:
+            raise ValueError(f"{ENV_PRECISION}={forced!r}; set it to one of "
+                             f"{', '.join(PRECISIONS[1:])}, or unset it to let each device choose.")
+        return forced
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     if device.type == "cpu":

@@ -5,14 +5,19 @@ Listed in _config.yml (sphinx.local_extensions). At build time it
 * serves MathJax 3 from the site (the files of the pinned PyPI package sphinx-mathjax-offline,
   only the parts a page can load: the tex-chtml component, its fonts and lazily loaded
   extensions) instead of from a CDN;
-* adds book/_static (the sidebar-toggle fix, the site's style sheet, the favicon);
+* adds book/_static (the sidebar-toggle fix, the site's style sheet with its print rules, the
+  script that opens every fold before printing, the favicon);
 * writes each set-up script only once per page (sphinx-thebe and sphinx-togglebutton register
   theirs twice under Jupyter Book, and a second ``const THEBE_JS_URL`` is a SyntaxError);
 * drops style sheets that stored outputs link from a CDN (matplotlib's animation player asks for
   Font Awesome 4 from maxcdn; the theme already ships Font Awesome, which draws the same icons);
 * sets the theme's default colour mode (auto), whose absence is a console error;
 * gives an image without alt text (a figure in a stored output) a description instead of its
-  file path.
+  file path;
+* lets the single-page build (``--builder singlehtml``, which the PDF is printed from) write every
+  node the html build writes: sphinx-exercise registers singlehtml handlers of its own, after
+  which Sphinx no longer falls back to the html ones for the other nodes (MyST-NB's folded
+  cells, Jupyter Book's table-of-contents placeholders).
 """
 
 import re
@@ -98,11 +103,22 @@ def _tidy_outputs(app, doctree, docname):
             image["alt"] = f"Figure produced by the code above, in “{title}”" if title else "Figure produced by the code above"
 
 
+def _singlehtml_writes_what_html_writes(app):
+    if app.builder.name != "singlehtml":
+        return
+    handlers = app.registry.translation_handlers
+    own = handlers.setdefault("singlehtml", {})
+    for node, pair in handlers.get("html", {}).items():
+        own.setdefault(node, pair)
+
+
 def setup(app):
     app.connect("config-inited", _configure)
+    app.connect("builder-inited", _singlehtml_writes_what_html_writes)
     app.connect("doctree-resolved", _tidy_outputs)
     app.connect("html-page-context", _once_each)
     app.connect("build-finished", _copy_mathjax)
     app.add_js_file("sidebar-toggles.js", defer="defer")
+    app.add_js_file("print.js", defer="defer")
     app.add_css_file("site.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

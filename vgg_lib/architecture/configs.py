@@ -200,7 +200,7 @@ def convolutions_per_block(name):
     return counts if counts[-1] else counts[:-1]
 
 
-def layer_names(name):
+def layer_notation(name):
     """The paper's notation for each entry: conv3-64, conv1-256, LRN, maxpool."""
     names = []
     for item in parse_config(name):
@@ -219,7 +219,7 @@ def table_1(names=None):
     blocks = {}
     for name in names:
         block, rows = 0, [[] for _ in range(pooling_count(name))]
-        for layer in layer_names(name):
+        for layer in layer_notation(name):
             if layer == "maxpool":
                 block += 1
             else:

@@ -1,21 +1,111 @@
-"""One builder from a Table 1 column to an ``nn.Module``.
+"""The model: ``ModelSpec`` (what decides a VGG's architecture) and the one builder from a Table 1
+column to an ``nn.Module``.
+
+``ModelSpec`` flows from a profile into ``vgg()``, onto the built model (``model.spec``) and into
+every checkpoint, so that ``vgg_lib.training.checkpoint.load_model(path)`` rebuilds the very same
+network without anybody re-listing its settings (the way nanoGPT's ``GPTConfig`` travels).
 
 Module names follow torchvision's ``models/vgg.py`` (``features``, ``avgpool``,
 ``classifier`` and the same indices inside them), so torchvision's state dicts,
-pretrained ImageNet weights included, load into these models unchanged.
+pretrained ImageNet weights included, load into these models unchanged; a state dict of another
+network is refused with an error that says what differs (``check_state_dict``).
 """
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 from torch import nn
 
-from .configs import LRN_SETTINGS, parse_config
-from .residual import with_shortcuts
-from .spec import HEADS, ModelSpec
+from .configs import CONFIGS, CONTROLS, LRN_SETTINGS, canonical_name, parse_config, weight_layer_count
+from .residual import SHORTCUTS, with_shortcuts
+
+HEADS = ("imagenet", "compact", "fc-2x2")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that decides a VGG's architecture. Each field's ``help`` (its metadata) is the
+    documentation, and the training command's option for it (``python -m vgg_lib.train``)."""
+
+    config: str = field(default="D", metadata=dict(
+        help="a Table 1 column: A (VGG-11), A-LRN, B, C, D (VGG-16), E (VGG-19); or the paper's "
+             "shallow control B-5x5 (B with each pair of 3x3 convolutions merged into one 5x5, "
+             "chapter 8)", choices=(*CONFIGS, *CONTROLS)))
+    batch_norm: bool = field(default=False, metadata=dict(
+        help="BatchNorm2d after every convolution (not in the paper)"))
+    width: float = field(default=1.0, metadata=dict(
+        help="channel multiplier: 1 is the paper's width, 0.25 a quarter (for CPUs)"))
+    head: str = field(default="imagenet", metadata=dict(
+        help="imagenet: the paper's three FC layers over a 7x7 map; compact: global average "
+             "pooling and one linear layer; fc-2x2: the paper's three FC layers over a 2x2 map, "
+             "the last max-pool dropped (CIFAR's analogue of 7x7, chapter 9)", choices=HEADS))
+    num_classes: int = field(default=1000, metadata=dict(
+        help="outputs of the last layer (set from the data by the training command)",
+        command_line=False))
+    dropout: float = field(default=0.5, metadata=dict(
+        help="dropout of the FC heads (the paper's 0.5)"))
+    in_channels: int = field(default=3, metadata=dict(
+        help="channels of the input images (set from the data by the training command)",
+        command_line=False))
+    shortcuts: str = field(default="none", metadata=dict(
+        help="identity: a residual VGG (architecture/residual.py: identity shortcuts over pairs "
+             "of 3x3 convolutions, 1x1 projections where the width changes, chapter 10)",
+        choices=SHORTCUTS))
+
+    def __post_init__(self):
+        # the name as configs.py spells it; a clear error for an unknown configuration
+        object.__setattr__(self, "config", canonical_name(self.config))
+        if self.head not in HEADS:
+            raise ValueError(f"Unknown head {self.head!r}. Choose one of: {', '.join(HEADS)}.")
+        if not isinstance(self.width, (int, float)) or not math.isfinite(self.width) or self.width <= 0:
+            raise ValueError(f"width={self.width!r}: use a positive number (1.0 is the paper's width, "
+                             "0.25 a quarter of its channels).")
+        for name in ("num_classes", "in_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r}: use a positive whole number.")
+        if self.shortcuts not in SHORTCUTS:
+            raise ValueError(f"Unknown shortcuts {self.shortcuts!r}. Choose one of: "
+                             f"{', '.join(SHORTCUTS)}.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout={self.dropout!r}: use a probability in [0, 1).")
+
+    def build(self, init_weights=True):
+        """The network this spec describes (on the default device), initialised."""
+        return build(self, init_weights=init_weights)
+
+    def replace(self, **changes):
+        return replace(self, **changes)
+
+    def describe(self):
+        """One line: "VGG-11-BN (configuration A, width 0.25, compact head)"."""
+        width = f"width {self.width:g}" if self.width != 1 else "full width"
+        residual = ", identity shortcuts" if self.shortcuts != "none" else ""
+        return (f"VGG-{weight_layer_count(self.config)}{'-BN' if self.batch_norm else ''} "
+                f"(configuration {self.config}, {width}, {self.head} head{residual})")
+
+    def to_dict(self):
+        values = asdict(self)
+        if values["shortcuts"] == "none":  # a plain network's settings read as before shortcuts
+            del values["shortcuts"]        # existed: stored checkpoints and runs still match
+        return values
+
+    @classmethod
+    def from_dict(cls, values):
+        """A spec from ``to_dict()``'s output; unknown keys are an error, not silently dropped."""
+        if not isinstance(values, dict):
+            raise TypeError(f"A model spec is a dict of settings, not a {type(values).__name__}.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown model setting(s) {', '.join(unknown)}; a ModelSpec has "
+                             f"{', '.join(sorted(known))}.")
+        return cls(**values)
 
 
 class VGG(nn.Module):
-    def __init__(self, features, avgpool, classifier, config, pool_count, spec=None,
-                 shortcuts=None):
+    def __init__(self, features, avgpool, classifier, config=None, spec=None, shortcuts=None):
         super().__init__()
         self.features = features
         self.avgpool = avgpool
@@ -24,7 +114,8 @@ class VGG(nn.Module):
             self.shortcuts = shortcuts
         self.config = config
         self.spec = spec  # the ModelSpec it was built from (None for a hand-assembled VGG)
-        self.min_input_size = 2 ** pool_count
+        # each 2x2 max-pooling halves the image: the smallest input leaves a 1x1 map
+        self.min_input_size = 2 ** sum(isinstance(m, nn.MaxPool2d) for m in features)
 
     def forward(self, x):
         check_input(self, x)
@@ -35,12 +126,19 @@ class VGG(nn.Module):
                 f"{self.config}: its {self.min_input_size.bit_length() - 1} 2x2 max-poolings "
                 f"halve the image each time, so it needs at least "
                 f"{self.min_input_size}x{self.min_input_size}. Resize or pad the images "
-                f"(CIFAR-10's 32x32 is the smallest that works)."
+                f"(CIFAR-10's 32x32 images fit every configuration)."
             )
         x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
         return self.classifier(x)
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """``nn.Module.load_state_dict``; with ``strict=True`` (the default) a state dict of
+        another network is refused first, with ``check_state_dict``'s message."""
+        if strict:
+            check_state_dict(self, state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 def _first_parameter(model):
@@ -98,6 +196,52 @@ def check_input(model, x):
             raise TypeError(f"The images are {x.dtype} but the model's weights are "
                             f"{parameter.dtype}: convert with x.to({parameter.dtype}) (numpy "
                             "arrays are float64 by default; torch uses float32).")
+
+
+def describe_state_dict(state_dict):
+    """Guess which configuration a VGG state dict came from: (conv layers, batch norm?)."""
+    conv_weights = [k for k, v in state_dict.items()
+                    if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4]
+    batch_norm = any(k.endswith("running_mean") for k in state_dict)
+    return len(conv_weights), batch_norm
+
+
+def check_state_dict(model, state_dict):
+    """Refuse, with an error a student can act on, a state dict that does not fit ``model``
+    (another configuration, batch norm, width, head or class count; a whole checkpoint; not a
+    state dict at all). ``VGG.load_state_dict`` calls it."""
+    if isinstance(state_dict, dict) and "model" in state_dict and "format" in state_dict:
+        raise TypeError("This is a whole checkpoint (weights, recipe, history...), not a state "
+                        "dict: use load_checkpoint(path, model) or load_model(path), or pass "
+                        "checkpoint['model'].")
+    if not isinstance(state_dict, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise TypeError(f"Expected a state dict (parameter names -> tensors, as "
+                        f"model.state_dict() gives), not a {type(state_dict).__name__}"
+                        + (" holding non-tensor values" if isinstance(state_dict, dict) else "")
+                        + ".")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+                  for k, v in own.items() if k in state_dict and state_dict[k].shape != v.shape]
+    if missing or unexpected or mismatched:
+        theirs, their_bn = describe_state_dict(state_dict)
+        ours, our_bn = describe_state_dict(own)
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing key(s), e.g. {missing[:3]}")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
+        if mismatched:
+            problems.append(f"{len(mismatched)} shape mismatch(es), e.g. {mismatched[:3]}")
+        raise ValueError(
+            f"This state dict does not fit the model (configuration {getattr(model, 'config', '?')}, "
+            f"{ours} convolutions, batch_norm={our_bn}); the state dict has {theirs} convolutions "
+            f"and batch_norm={their_bn}. " + "; ".join(problems) + ". "
+            "Build the model with the same configuration, batch_norm, width, head and "
+            "num_classes as the one that was saved."
+        )
 
 
 def scaled_channels(channels, width):
@@ -191,8 +335,7 @@ def build(spec, init_weights=True):
     shortcuts = None
     if spec.shortcuts != "none":
         features, shortcuts = with_shortcuts(features, batch_norm=spec.batch_norm)
-    model = VGG(features, avgpool, classifier, config=spec.config, pool_count=spec.pool_count,
-                spec=spec, shortcuts=shortcuts)
+    model = VGG(features, avgpool, classifier, config=spec.config, spec=spec, shortcuts=shortcuts)
     if init_weights:
         initialise_weights(model)
     return model

@@ -14,7 +14,7 @@ import re
 from torch import nn
 
 # What a module is called in a trace, by type (other modules: their class name in lower case).
-KINDS = {
+LAYER_KINDS = {
     nn.Conv2d: "conv",
     nn.Linear: "fc",
     nn.ReLU: "relu",
@@ -28,7 +28,7 @@ _POOLS = (nn.MaxPool2d, nn.AvgPool2d)  # each ends a block
 
 
 def kind_of(module):
-    return KINDS.get(type(module), type(module).__name__.lower())
+    return LAYER_KINDS.get(type(module), type(module).__name__.lower())
 
 
 def paper_names(modules, linear_count=0):

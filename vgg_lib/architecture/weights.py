@@ -3,66 +3,47 @@
 import torch
 
 from .configs import TORCHVISION_NAMES
-from .model import vgg
-
-
-def describe_state_dict(state_dict):
-    """Guess which configuration a VGG state dict came from: (conv layers, batch norm?)."""
-    conv_weights = [k for k, v in state_dict.items()
-                    if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4]
-    batch_norm = any(k.endswith("running_mean") for k in state_dict)
-    return len(conv_weights), batch_norm
+from .model import check_state_dict, vgg
 
 
 def load_state_dict_checked(model, state_dict):
-    """``model.load_state_dict(state_dict, strict=True)`` with an error a student can act on."""
-    if isinstance(state_dict, dict) and "model" in state_dict and "format" in state_dict:
-        raise TypeError("This is a whole checkpoint (weights, recipe, history...), not a state "
-                        "dict: use load_checkpoint(path, model) or load_model(path), or pass "
-                        "checkpoint['model'].")
-    if not isinstance(state_dict, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise TypeError(f"Expected a state dict (parameter names -> tensors, as "
-                        f"model.state_dict() gives), not a {type(state_dict).__name__}"
-                        + (" holding non-tensor values" if isinstance(state_dict, dict) else "")
-                        + ".")
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in own.items() if k in state_dict and state_dict[k].shape != v.shape]
-    if missing or unexpected or mismatched:
-        theirs, their_bn = describe_state_dict(state_dict)
-        ours, our_bn = describe_state_dict(own)
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing key(s), e.g. {missing[:3]}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
-        if mismatched:
-            problems.append(f"{len(mismatched)} shape mismatch(es), e.g. {mismatched[:3]}")
-        raise ValueError(
-            f"This state dict does not fit the model (configuration {getattr(model, 'config', '?')}, "
-            f"{ours} convolutions, batch_norm={our_bn}); the state dict has {theirs} convolutions "
-            f"and batch_norm={their_bn}. " + "; ".join(problems) + ". "
-            "Build the model with the same configuration, batch_norm, width, head and "
-            "num_classes as the one that was saved."
-        )
+    """``model.load_state_dict(state_dict, strict=True)`` with an error a student can act on
+    (``check_state_dict``), for any model: a ``VGG`` checks by itself, other modules here."""
+    check_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True)
     return model
 
 
-def torchvision_weights(config, batch_norm=False):
-    """torchvision's ``IMAGENET1K_V1`` weights enum for configuration A, B, D or E."""
-    import torchvision
+def torchvision_name(config, batch_norm=False):
+    """torchvision's builder name of configuration ``config`` ("vgg16", "vgg16_bn"), or None
+    where torchvision has none (A-LRN, C, the controls)."""
+    name = TORCHVISION_NAMES.get(str(config).strip().upper())
+    return None if name is None else name + ("_bn" if batch_norm else "")
 
-    key = str(config).strip().upper()
-    if key not in TORCHVISION_NAMES:
+
+def torchvision_model(config, batch_norm=False):
+    """torchvision's own network of configuration ``config``, untrained (``weights=None``), to
+    compare with this book's; build it under ``torch.device("meta")`` to count without memory."""
+    import torchvision  # here, not at the top: importing it costs seconds
+
+    name = torchvision_name(config, batch_norm)
+    if name is None:
+        raise ValueError(f"torchvision builds configurations {', '.join(TORCHVISION_NAMES)} only, "
+                         f"not {config!r}.")
+    return getattr(torchvision.models, name)(weights=None)
+
+
+def torchvision_weights(config, batch_norm=False):
+    """torchvision's ``IMAGENET1K_V1`` weights enum for configuration A, B, D or E (its
+    ``.meta`` holds torchvision's documented parameter count and GFLOPS)."""
+    import torchvision  # see torchvision_model
+
+    name = torchvision_name(config, batch_norm)
+    if name is None:
         raise ValueError(
             f"torchvision ships pretrained weights for configurations "
             f"{', '.join(TORCHVISION_NAMES)} only, not {config!r}."
         )
-    name = TORCHVISION_NAMES[key] + ("_bn" if batch_norm else "")
     # "vgg16_bn" -> torchvision.models.VGG16_BN_Weights.IMAGENET1K_V1
     return torchvision.models.get_weight(f"{name.upper()}_Weights.IMAGENET1K_V1")
 

@@ -4,7 +4,8 @@ value is computed by vgg_lib's own counters and budget helper."""
 from .registry import Exercise, register
 from ..measure.counting import config_costs
 from ..measure.receptive_field import receptive_fields
-from ..training.studies import DEPTH_STUDY, depth_study_spec, equal_compute_images
+from ..experiments.depth_study import DEPTH_STUDY, depth_study_spec
+from ..experiments.studies import equal_compute_images
 
 
 def _macs(config, width=1.0, image_size=224):
@@ -19,7 +20,7 @@ def _control_pool5_receptive_field(image_size=224):
 def _equal_compute_images_of(config="E"):
     settings = DEPTH_STUDY["quick"]
     return equal_compute_images(depth_study_spec(config, settings), depth_study_spec("A", settings),
-                                settings["train_images"], settings["recipe"].batch_size)
+                                settings.train_images, settings.recipe.batch_size)
 
 
 def _width_matching(config="A", target="E", width=0.125):

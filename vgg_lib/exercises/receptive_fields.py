@@ -31,6 +31,9 @@ register(
         kind="integer",
         hint="Padding adds zeros around a map; it moves where the first unit sits and changes the "
              "output size, but does it change the recurrence for the receptive field?",
+        # The exercise compares with pool5's receptive field with padding, in the chapter's tables:
+        # the same number, which is its point.
+        read_off=True,
     ),
     Exercise(
         id="receptive_fields/dilated-1-2-4",

@@ -10,7 +10,7 @@ so the registry is complete whenever it is used; this module imports none of the
 from dataclasses import dataclass
 from typing import Callable
 
-KINDS = ("integer", "number", "fraction")
+ANSWER_KINDS = ("integer", "number", "fraction")
 
 
 @dataclass
@@ -19,6 +19,11 @@ class Exercise:
 
     kind: "integer" (exact), "number" (relative tolerance ``rel_tol``), or "fraction"
     (a share such as 0.125, also accepted as "12.5%" or 12.5).
+    read_off: True when the exercise asks the student to read its answer off an earlier output
+    of the chapter, so that output may show it; otherwise no student copy may show the answer
+    (vgg_lib/teaching/answer_leaks.py, tests/teaching/test_answer_leaks.py).
+    same_number_elsewhere: phrases in which the chapter uses the answer's number for something
+    else ("150 crops" beside a receptive field of 150 pixels); those are not the answer shown.
     """
 
     id: str
@@ -27,13 +32,21 @@ class Exercise:
     kind: str = "number"
     rel_tol: float = 0.01
     abs_tol: float = 0.0
+    read_off: bool = False
+    same_number_elsewhere: tuple = ()
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"Exercise {self.id!r}: kind must be one of {KINDS}, not {self.kind!r}.")
+        if self.kind not in ANSWER_KINDS:
+            raise ValueError(f"Exercise {self.id!r}: kind must be one of {ANSWER_KINDS}, not {self.kind!r}.")
         if not callable(self.expected):
             raise TypeError(f"Exercise {self.id!r}: expected must be a function that computes the answer "
                             f"(e.g. lambda: count_parameters(vgg('D'))), not a typed-in value.")
+
+
+def withheld():
+    """``expected`` of every exercise in a summative grading run (vgg_lib/teaching/job_library.py):
+    the notebook's environment holds no expected value to give away."""
+    raise LookupError("The expected values are withheld while this notebook is graded summatively.")
 
 
 _REGISTRY = {}

@@ -7,7 +7,7 @@ from .registry import Exercise, register
 from ..architecture.model import vgg
 from ..architecture.residual import residual_units
 from ..measure.counting import count_parameters
-from ..measure.receptive_field import Layer, receptive_fields
+from ..measure.receptive_field import LayerGeometry, receptive_fields
 from ..measure.torchvision_costs import torchvision_costs
 
 
@@ -33,10 +33,10 @@ def _shortcut_path_receptive_field(config="D", image_size=224):
         if index in skipped:
             continue
         if isinstance(module, torch.nn.Conv2d):
-            layers.append(Layer(f"conv{index}", "conv", module.kernel_size[0], 1,
+            layers.append(LayerGeometry(f"conv{index}", "conv", module.kernel_size[0], 1,
                                 module.padding[0]))
         elif isinstance(module, torch.nn.MaxPool2d):
-            layers.append(Layer(f"pool{index}", "pool", 2, 2))
+            layers.append(LayerGeometry(f"pool{index}", "pool", 2, 2))
     return receptive_fields(layers, image_size)[-1].receptive_field
 
 

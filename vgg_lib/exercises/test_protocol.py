@@ -7,7 +7,7 @@ from ..architecture.dense import score_map_size, to_fully_convolutional
 from ..architecture.model import vgg
 from ..measure.counting import costs
 from ..measure.receptive_field import receptive_field
-from ..training.protocols import CHAPTER_SPEC
+from ..experiments.test_protocol import CHAPTER_SPEC
 
 
 def _vgg16_macs(size):
@@ -58,6 +58,7 @@ register(
         hint="Follow the receptive field through configuration A with its last max-pool dropped: "
              "each 3x3 convolution adds 2 x jump, each pooling adds jump and doubles it; the "
              "2x2 convolution that replaced the first FC layer adds (2 - 1) x 16.",
+        same_number_elsewhere=("150 crops", "150 over three scales"),  # the paper's multi-crop count
     ),
     Exercise(
         id="test_protocol/paper-multi-crop-cost",

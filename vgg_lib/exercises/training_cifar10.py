@@ -16,7 +16,7 @@ def smoothed_loss_floor(smoothing=0.1, classes=10):
 
 
 def quick_epoch_flop():
-    return QUICK["train_subset"] * train_flop_per_image(QUICK["model"])
+    return QUICK["train_images"] * train_flop_per_image(QUICK["model"])
 
 
 register(

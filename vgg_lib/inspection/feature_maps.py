@@ -7,9 +7,27 @@ also when the forward pass raises, so a model never keeps a stale hook (or the m
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..architecture.naming import feature_names, features_of
+
+
+def model_input(mean, std, device, small_size=32):
+    """A function: uint8 images (N, 3, H, W) -> the model's normalised float input on
+    ``device``, with the per-channel ``mean`` and ``std`` the model was trained with (0..1
+    pixel units). CIFAR-10's 32x32 images are enlarged to ``small_size`` first (bilinear), for a
+    network trained on larger images."""
+    mean = torch.tensor(list(mean), device=device).view(1, 3, 1, 1)
+    std = torch.tensor(list(std), device=device).view(1, 3, 1, 1)
+
+    def to_input(images):
+        x = images.to(device).float() / 255
+        if x.shape[-1] == 32 and small_size != 32:
+            x = F.interpolate(x, size=small_size, mode="bilinear", align_corners=False)
+        return (x - mean) / std
+
+    return to_input
 
 
 def block_ends(model):

@@ -1,4 +1,4 @@
-"""First-layer filters as pictures: folding batch norm and input scaling in, normalising for
+"""First-layer filters as pictures: folding batch norm and input scaling in, scaling to [0, 1] for
 display, tiling into one image, and splitting each filter's energy into colour and pattern parts.
 
 Only the first convolution's filters are RGB images (3 input channels); deeper filters act on
@@ -8,7 +8,7 @@ feature maps, and ``filter_grid`` refuses to draw them.
 import torch
 from torch import nn
 
-NORMALISATIONS = ("per_filter", "global")
+SCALINGS = ("per_filter", "global")  # how filter weights become grey levels (filters_as_pictures)
 
 
 def first_layer_filters(model, std=None):
@@ -33,7 +33,7 @@ def first_layer_filters(model, std=None):
     return weight
 
 
-def normalise_filters(weight, normalise="per_filter"):
+def filters_as_pictures(weight, scaling="per_filter"):
     """Map filter weights to [0, 1] with zero at 0.5 (grey), keeping the sign visible.
 
     ``"per_filter"``: every filter is stretched so its own largest |weight| reaches 0 or 1 (shows
@@ -41,21 +41,21 @@ def normalise_filters(weight, normalise="per_filter"):
     filters fade to grey, so relative strength is visible).
     """
     weight = torch.as_tensor(weight, dtype=torch.float32)
-    if normalise == "per_filter":
+    if scaling == "per_filter":
         scale = weight.abs().flatten(1).amax(dim=1).view(-1, 1, 1, 1)
-    elif normalise == "global":
+    elif scaling == "global":
         scale = weight.abs().max().expand(len(weight)).view(-1, 1, 1, 1)
     else:
-        raise ValueError(f"normalise={normalise!r}: use one of {NORMALISATIONS}.")
+        raise ValueError(f"scaling={scaling!r}: use one of {SCALINGS}.")
     return 0.5 + weight / (2 * scale.clamp_min(1e-12))
 
 
-def filter_grid(weight, normalise="per_filter", columns=8, padding=1, upscale=1):
+def filter_grid(weight, scaling="per_filter", columns=8, padding=1, upscale=1):
     """One RGB image ``(H, W, 3)`` holding all 3-channel filters side by side on a white ground."""
     if weight.dim() != 4 or weight.shape[1] != 3:
         raise ValueError(f"Expected first-layer filters of shape (C_out, 3, k, k), got {tuple(weight.shape)}; "
                          "deeper filters have more than 3 input channels and are no RGB picture.")
-    tiles = normalise_filters(weight, normalise)
+    tiles = filters_as_pictures(weight, scaling)
     if upscale > 1:
         tiles = tiles.repeat_interleave(upscale, dim=2).repeat_interleave(upscale, dim=3)
     count, _, height, width = tiles.shape

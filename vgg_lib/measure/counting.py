@@ -215,14 +215,16 @@ def costs_from_trace(model, trace):
 
 
 def meta_model(config, **options):
-    """A VGG built on the meta device: real shapes and parameter counts, no memory, no init time."""
+    """A VGG built on the meta device: real shapes and parameter counts, no memory, no init time.
+    ``config``: a configuration name (with ``vgg()``'s keyword arguments) or a ``ModelSpec``."""
     with torch.device("meta"):
         return vgg(config, init_weights=False, **options)
 
 
 def config_costs(config, batch_norm=False, image_size=224, head="imagenet", num_classes=1000, **options):
-    """``costs`` of one of the paper's configurations (or of a ``ModelSpec``, which holds every
-    setting itself), built on the meta device (instant)."""
+    """``costs`` of one of the paper's configurations, built on the meta device (instant).
+    ``config``: a configuration name with the other settings as keywords, or a ``ModelSpec``
+    (which holds them all: ``config_costs(spec, image_size=32)``)."""
     model = meta_model(config, batch_norm=batch_norm, head=head, num_classes=num_classes, **options)
     return costs(model, image_size)
 

@@ -40,7 +40,7 @@ def receptive_field_explorer(kernel=3, layers=3, pooling=False, dpi=80):
         raise ValueError(f"The explorer offers kernels {KERNELS} and 1 to {MAX_LAYERS} layers; "
                          f"got kernel={kernel!r}, layers={layers!r}.")
     try:
-        import ipywidgets as widgets
+        import ipywidgets as widgets  # optional (vgg_lib[widgets]): the static twin needs none
     except ImportError as error:
         raise ImportError("The live explorer needs ipywidgets: pip install ipywidgets "
                           "(or use receptive_field_animation, which needs no kernel).") from error

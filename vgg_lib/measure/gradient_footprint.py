@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .receptive_field import Layer, layers_of, walk
+from .receptive_field import LayerGeometry, layers_of, walk
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Footprint:
 
 def as_module(layers, channels=1):
     """A real ``nn.Sequential`` (convolutions with a ReLU each, max-poolings) with the geometry of
-    a list of ``Layer`` specs."""
+    a list of ``LayerGeometry`` specs."""
     modules = []
     for layer in layers:
         if layer.kind == "conv":
@@ -96,7 +96,7 @@ def gradient_footprint(source, input_size, layer=None, unit=None, dtype=torch.fl
     """The input pixels that unit ``unit`` (default: the centre) of ``layer`` (default: the last)
     depends on, measured with autograd on a probe copy of ``source``.
 
-    ``source``: a VGG model, an ``nn.Sequential`` or a list of ``Layer`` specs. The model itself is
+    ``source``: a VGG model, an ``nn.Sequential`` or a list of ``LayerGeometry`` specs. The model itself is
     never modified. Returns a ``Footprint``; compare ``footprint.extent`` with
     ``receptive_fields(source, input_size)[layer].receptive_field``.
     """
@@ -115,7 +115,7 @@ def gradient_footprint(source, input_size, layer=None, unit=None, dtype=torch.fl
     while cut + 1 < len(pairs) and pairs[cut + 1][1] is None:
         cut += 1
     probe = nn.Sequential(*(_probe_copy(module, dtype) for module, _ in pairs[:cut + 1]))
-    first_conv = next((m for m, spec in pairs if isinstance(spec, Layer) and spec.kind == "conv"), None)
+    first_conv = next((m for m, spec in pairs if isinstance(spec, LayerGeometry) and spec.kind == "conv"), None)
     channels = first_conv.in_channels if first_conv is not None else 1
     image = torch.ones(1, channels, input_size, input_size, dtype=dtype, requires_grad=True)
     output = probe(image)

@@ -36,7 +36,7 @@ POINTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU
 
 
 @dataclass(frozen=True)
-class Layer:
+class LayerGeometry:
     """How one layer slides over its input: ``kind`` is "conv", "pool" or "classifier"."""
 
     name: str
@@ -56,7 +56,7 @@ class Layer:
 class ReceptiveField:
     """One row of the table: a layer and what each of its units sees of the input image."""
 
-    layer: Layer
+    layer: LayerGeometry
     size: int              # output size (units per side)
     receptive_field: int   # pixels per side one unit sees
     jump: int              # input pixels between neighbouring units
@@ -97,11 +97,11 @@ class ReceptiveFieldTable(tuple):
         return [row.name for row in self]
 
     def __str__(self):
-        return format_table(self)
+        return format_receptive_fields(self)
 
 
 def conv_specs(kernel=3, count=3, pool_every=None, dilations=None):
-    """Layer specs for ``count`` k x k convolutions (stride 1, "same" padding), with a 2x2
+    """LayerGeometry specs for ``count`` k x k convolutions (stride 1, "same" padding), with a 2x2
     max-pooling (stride 2) after every ``pool_every``-th convolution if given, VGG style.
     ``dilations`` (one per convolution) spreads each kernel's taps ``d`` pixels apart."""
     for label, value in (("kernel", kernel), ("count", count)):
@@ -121,9 +121,9 @@ def conv_specs(kernel=3, count=3, pool_every=None, dilations=None):
                              f"pixels, an even number: no symmetric padding keeps the size. "
                              f"Use an odd kernel.")
         index += 1
-        layers.append(Layer(f"conv{block}_{index}", "conv", kernel, 1, reach // 2, dilation))
+        layers.append(LayerGeometry(f"conv{block}_{index}", "conv", kernel, 1, reach // 2, dilation))
         if pool_every and index == pool_every:
-            layers.append(Layer(f"pool{block}", "pool", 2, 2))
+            layers.append(LayerGeometry(f"pool{block}", "pool", 2, 2))
             block, index = block + 1, 0
     return layers
 
@@ -153,13 +153,13 @@ def _conv_padding(module):
 
 def _layer_from_module(module, name):
     if isinstance(module, nn.Conv2d):
-        return Layer(name, "conv", _square(module, "kernel_size"), _square(module, "stride"),
+        return LayerGeometry(name, "conv", _square(module, "kernel_size"), _square(module, "stride"),
                      _conv_padding(module), _square(module, "dilation"))
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         kernel = _square(module, "kernel_size")
         stride = _square(module, "stride") or kernel
         dilation = _square(module, "dilation") if isinstance(module, nn.MaxPool2d) else 1
-        return Layer(name, "pool", kernel, stride, _square(module, "padding"), dilation,
+        return LayerGeometry(name, "pool", kernel, stride, _square(module, "padding"), dilation,
                      bool(module.ceil_mode))
     return None
 
@@ -174,7 +174,7 @@ def _leaves(module, prefix=""):
 
 
 def walk(module):
-    """``(leaf_module, Layer or None)`` for every leaf of a VGG-like model's convolutional part.
+    """``(leaf_module, LayerGeometry or None)`` for every leaf of a VGG-like model's convolutional part.
 
     Names follow the paper's blocks: ``conv{block}_{i}`` and ``pool{block}``, a block ending at
     each pooling. Pointwise layers come with ``None``. Anything else raises a ``TypeError``.
@@ -203,19 +203,19 @@ def walk(module):
 
 def layers_of(source):
     """The sliding layers of ``source``: a configuration name ("A" ... "E"), a VGG model, an
-    ``nn.Sequential`` of layers, or a list of ``Layer`` specs (returned as they are)."""
+    ``nn.Sequential`` of layers, or a list of ``LayerGeometry`` specs (returned as they are)."""
     if isinstance(source, str):
         get_config(source)  # a clear error for unknown names
         with torch.device("meta"):  # shapes only: no memory, no time
             source = make_layers(source)
     if isinstance(source, (list, tuple)):
-        if not all(isinstance(layer, Layer) for layer in source):
-            raise TypeError("A list passed as source must hold Layer specs (see conv_specs).")
+        if not all(isinstance(layer, LayerGeometry) for layer in source):
+            raise TypeError("A list passed as source must hold LayerGeometry specs (see conv_specs).")
         return list(source)
     if isinstance(source, nn.Module):
         return [layer for _, layer in walk(source) if layer is not None]
     raise TypeError(f"Cannot read layers from a {type(source).__name__}: pass a configuration "
-                    f"name such as 'D', a VGG model, an nn.Sequential or a list of Layer specs.")
+                    f"name such as 'D', a VGG model, an nn.Sequential or a list of LayerGeometry specs.")
 
 
 def _output_size(layer, size):
@@ -259,7 +259,7 @@ def receptive_fields(source, input_size=224, head=False):
     """The per-layer receptive-field table of ``source`` for a square input of ``input_size`` pixels.
 
     ``source``: a configuration name ("A", "A-LRN", "B", "C", "D", "E"), a VGG model, an
-    ``nn.Sequential`` or a list of ``Layer`` specs. ``head=True`` appends a "classifier" row: the
+    ``nn.Sequential`` or a list of ``LayerGeometry`` specs. ``head=True`` appends a "classifier" row: the
     first fully connected layer reads every position of the last feature map, like the 7x7
     convolution the paper turns it into at test time (Section 3.2).
     """
@@ -271,7 +271,7 @@ def receptive_fields(source, input_size=224, head=False):
     rows, size, field, jump, start = [], input_size, 1, 1, 0.0
     for layer in layers + [None] * bool(head):
         if layer is None:
-            layer = Layer("classifier", "classifier", kernel=size)
+            layer = LayerGeometry("classifier", "classifier", kernel=size)
         if layer.kernel < 1 or layer.stride < 1 or layer.dilation < 1 or layer.padding < 0:
             raise ValueError(f"{layer.name}: kernel, stride and dilation must be >= 1 and padding "
                              f">= 0, got {layer}.")
@@ -296,7 +296,7 @@ def receptive_field(source, layer=None, input_size=224):
     return (table[-1] if layer is None else table[layer]).receptive_field
 
 
-def format_table(rows):
+def format_receptive_fields(rows):
     """A plain-text table: layer, kernel, stride, padding, output size, receptive field, jump, start."""
     lines = []
     for row in rows:

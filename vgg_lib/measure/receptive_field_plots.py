@@ -27,7 +27,7 @@ def _centre_box(layers, input_size):
 
 def fitting_input_size(stacks, margin=1):
     """The smallest square input on which the centre unit of every stack in ``stacks`` (lists of
-    ``Layer`` specs) sees only real pixels, with ``margin`` pixels to spare on each side."""
+    ``LayerGeometry`` specs) sees only real pixels, with ``margin`` pixels to spare on each side."""
     size = max(min_input_size(layers) for layers in stacks)
     while True:
         boxes = [_centre_box(layers, size) for layers in stacks]
@@ -101,7 +101,7 @@ def draw_footprint(ax, footprint, box=None, log=True):
 
 
 def draw_stack(fig, layers, input_size=None):
-    """Draw ``layers`` (``Layer`` specs) on ``fig``: side view on the left, the autograd footprint
+    """Draw ``layers`` (``LayerGeometry`` specs) on ``fig``: side view on the left, the autograd footprint
     of the centre output unit on the right. Returns (receptive field, pixels with gradient)."""
     input_size = input_size or fitting_input_size([layers])
     fig.clear()

@@ -20,7 +20,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from ..architecture.naming import kind_of, paper_names
 
 @dataclass(frozen=True)
-class Layer:
+class TracedLayer:
     """One row of a trace. Shapes are for one image; ``*_id`` name tensors (same id = same memory)."""
 
     name: str                 # conv1_1, relu1_1, pool1, avgpool, flatten, fc6, ...
@@ -181,11 +181,11 @@ def _build_trace(model, x, calls, spans, paths):
         in_shape, in_id = tuple(inp.shape[1:]), tensor_id(inp)
         if in_shape != previous_shape and prod(in_shape) == prod(previous_shape):
             # A reshape between modules (VGG.forward's torch.flatten) has no hook; show it as a row.
-            layers.append(Layer("flatten", "flatten", "", previous_shape, in_shape, previous_id, in_id,
+            layers.append(TracedLayer("flatten", "flatten", "", previous_shape, in_shape, previous_id, in_id,
                                 inp.element_size()))
         weight = getattr(module, "weight", None)
         options = {"size": module.size} if isinstance(module, nn.LocalResponseNorm) else {}
-        layers.append(Layer(
+        layers.append(TracedLayer(
             name=name,
             kind=kind_of(module),
             module=paths[module],

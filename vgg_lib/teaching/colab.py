@@ -4,6 +4,9 @@
     python -m vgg_lib.teaching.colab --sync     # rewrite the cell in every notebooks/*.ipynb
     python -m vgg_lib.teaching.colab --check    # exit 1 if any notebook's cell is stale
 
+The cell is tagged ``colab-setup`` and ``hide-input``: the site folds it under a toggle labelled
+"Colab set-up" (MyST-NB's ``code_prompt_show``), so a chapter page opens with the chapter.
+
 The repository the cell installs from is ``repository.url`` (and ``repository.branch``) in
 _config.yml, the same setting the site's launch buttons use, so it is written in one place.
 
@@ -24,6 +27,11 @@ from .notebooks import all_notebooks, find_root
 
 TAG = "colab-setup"
 CELL_ID = "colab-setup"
+# On the site the cell is folded under a labelled toggle (MyST-NB's hide-input, with the label as
+# cell-level config): readers meet the chapter first; Colab runs the cell as it is.
+FOLDED = {"tags": ["hide-input"],
+          "mystnb": {"code_prompt_show": "Colab set-up (runs only in Colab): show the code",
+                     "code_prompt_hide": "Colab set-up: hide the code"}}
 
 _TEMPLATE = '''\
 # Colab set-up: does nothing outside Google Colab. In Colab it installs vgg_lib from the book's
@@ -92,17 +100,32 @@ def problems(nb, source):
         found.append(f"the set-up cell (cell {code[0]}) differs from the generated one")
     elif first.outputs:
         found.append(f"the set-up cell (cell {code[0]}) has stored outputs; outside Colab it prints nothing")
+    if code[0] in tagged and not _folded(first):
+        found.append(f"the set-up cell (cell {code[0]}) is not folded on the site (tag 'hide-input' and "
+                     f"the label in metadata 'mystnb')")
     extra = [i for i in tagged if i != code[0]]
     if extra:
         found.append(f"more cells tagged {TAG!r}: {extra}")
     return found
 
 
+def _folded(cell):
+    mystnb = cell.metadata.get("mystnb", {})
+    return set(FOLDED["tags"]) <= set(cell.metadata.get("tags", [])) and \
+        all(mystnb.get(key) == value for key, value in FOLDED["mystnb"].items())
+
+
+def _fold(cell):
+    cell.metadata["tags"] = [*cell.metadata.get("tags", []),
+                             *(t for t in FOLDED["tags"] if t not in cell.metadata.get("tags", []))]
+    cell.metadata["mystnb"] = {**cell.metadata.get("mystnb", {}), **FOLDED["mystnb"]}
+
+
 def sync(nb, source):
     """Make ``nb``'s first code cell the set-up cell: returns "rewritten", "inserted" or None.
 
-    An existing tagged first cell keeps its id, tags and execution count (the cell prints nothing
-    outside Colab, so its outputs become empty); otherwise a new cell goes before the first code
+    Either way the cell is folded on the site (``FOLDED``). An existing tagged first cell keeps its
+    id, tags and execution count (the cell prints nothing outside Colab, so its outputs become empty); otherwise a new cell goes before the first code
     cell, and the notebook needs re-executing for its execution counts to read 1..N again.
     """
     if not problems(nb, source):
@@ -113,8 +136,10 @@ def sync(nb, source):
         del nb.cells[i]
     if first is not None and TAG in first.metadata.get("tags", []):
         first.source, first.outputs = source, []
+        _fold(first)
         return "rewritten"
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": [TAG]})
+    _fold(cell)
     cell.id = CELL_ID
     position = code[0] if code else len(nb.cells)
     nb.cells.insert(position, cell)

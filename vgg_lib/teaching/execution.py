@@ -31,6 +31,7 @@ from pathlib import Path
 
 import nbformat
 
+from ..device import cpu_model
 from . import runtimes
 
 KEY = "vgg_execution"
@@ -41,16 +42,6 @@ NOT_RECORDED = "not recorded"
 
 
 # --- the stamp ---------------------------------------------------------------------------------
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or NOT_RECORDED
-
 
 def machine():
     """The executing machine, as the stamp records it."""

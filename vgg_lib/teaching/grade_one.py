@@ -1,11 +1,16 @@
-"""Run one submission's notebook inside its sandbox: ``.../grade_one.py BOX``.
+"""Run one submission's notebook inside its sandbox: ``.../grade_one.py BOX FD``.
 
-Started by ``vgg_lib.teaching.grade``, never by hand, as a script: importing ``vgg_lib``, and
-with it torch, would only slow every submission down (the kernel imports it). ``BOX`` is the job's scratch folder:
-``job.json`` (time limit, kernel) and ``submission.ipynb`` in; ``executed.ipynb``,
-``outcome.json``, ``progress`` (the cell being run) and the kernel's ``results.jsonl`` (one line
-per ``check`` call, see vgg_lib/exercises/checking.py) out. Everything written here comes from inside the
-sandbox, so the grader reads it as untrusted input; in particular it decides correctness itself.
+Started by vgg_lib/teaching/jobs.py, never by hand, as a script: importing ``vgg_lib``, and with
+it torch, would only slow every submission down (the kernel imports it). ``BOX`` is the job's
+scratch folder, holding ``job.json`` (time limit, kernel) and ``submission.ipynb``; the kernel
+runs in ``BOX/work`` and appends one line per ``check`` call to ``BOX/results.jsonl``
+(vgg_lib/exercises/checking.py), recording answers without judging them.
+
+The runner writes no file of its own: it tells the grader what happened over the pipe ``FD``,
+one JSON object a line: ``{"cell": i}`` when cell ``i`` starts, then ``{"outcome": text}`` and
+``{"executed": notebook}``. A link or a folder the submission plants in ``BOX`` therefore cannot
+redirect or stop it. The kernel runs as the same user and could write to the pipe too, so the
+grader treats every line as untrusted, and decides correctness itself.
 """
 
 import json
@@ -62,8 +67,14 @@ def _first_error(nb):
     return None
 
 
-def main(box):
+def main(box, fd):
     become_subreaper()  # orphans (setsid ones too) come back to us and die in kill_descendants
+    channel = os.fdopen(int(fd), "w", encoding="utf-8")
+
+    def send(**message):
+        channel.write(json.dumps(message) + "\n")
+        channel.flush()
+
     box = Path(box)
     home = box / "home"
     for sub in ("", "matplotlib", "runtime", "ipython", "cache", "tmp"):
@@ -89,29 +100,29 @@ def main(box):
 
     def on_cell_start(cell, cell_index):
         started[0] = cell_index
-        (box / "progress").write_text(str(cell_index))
+        send(cell=cell_index)
 
     client = NotebookClient(nb, kernel_name=job.get("kernel", "python3"), timeout_func=remaining,
                             allow_errors=True, shutdown_kernel="immediate", record_timing=False,
                             on_cell_start=on_cell_start, resources={"metadata": {"path": str(work)}})
-    env = {**os.environ, "VGG_CHECK_LOG": str(box / "results.jsonl")}
+    env = {**os.environ, "VGG_CHECK_LOG": str(box / "results.jsonl"), "VGG_CHECK_GRADING": "1"}
     try:
         client.execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own chatter, not cell output
         outcome = _first_error(nb) or "ran to the end"
     except CellTimeoutError:
         outcome = f"stopped at the {timeout} s time limit in cell {started[0]}"
     except DeadKernelError:
-        outcome = "the kernel died (out of memory, or the code exited the kernel)"
+        outcome = f"the kernel died in cell {started[0]} (out of memory, or the code exited the kernel)"
     except Exception as error:
         outcome = f"could not run: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:120]}"
+    send(outcome=outcome)
     try:
-        nbformat.write(nb, box / "executed.ipynb")
-    except Exception:
-        pass
-    (box / "outcome.json").write_text(json.dumps({"outcome": outcome}), encoding="utf-8")
+        send(executed=nbformat.writes(nb))
+    except Exception as error:
+        send(outcome=f"{outcome}; the executed notebook could not be kept ({type(error).__name__})")
     kill_descendants()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,52 +1,68 @@
-"""Run one grading job in the strongest isolation this machine offers.
+"""Which isolation a grading job gets, what it sees, and bubblewrap's command line.
 
-* **bubblewrap** (``bwrap``, Debian's ``bubblewrap``), when it is installed and may create
-  namespaces: the job sees a read-only system and Python install, a read-only copy of ``vgg_lib``
-  and one writable folder (its scratch folder, mounted at ``/grading``); it has its own process,
-  network (none), IPC and hostname namespaces and its own ``/proc``, so it cannot see the grader,
-  the submissions folder or the report. Every process it starts, ``setsid`` ones included, lives
-  in its process namespace and dies when the namespace's first process does.
-* **no sandbox** (bubblewrap missing or refused, or asked for with ``--sandbox none``): the job
-  runs as the grader's user in a new session and process group that is killed as a whole; the
-  runner inside is a child subreaper that kills everything left below it, and the grader kills
-  any process still carrying the job's token in its environment. The files of the grader's user
-  are not protected.
+Three sandboxes, strongest first (book/instructors.md says what each one protects):
 
-Both apply resource limits (address space, processes, file size, CPU time, no core files) and a
-wall-clock limit enforced by the grader, which kills the whole job.
+* **bwrap** (bubblewrap, Debian's ``bubblewrap``), when it is installed and may create
+  namespaces: the job sees a read-only system and Python install, a read-only copy of vgg_lib
+  (vgg_lib/teaching/job_library.py) and one writable folder, its scratch folder mounted at
+  ``/grading``; it has its own process, network (none), IPC and hostname namespaces and its own
+  ``/proc``, and everything it starts dies with it.
+* **user**, when the grader runs as root without a working bubblewrap (many containers): each
+  job runs as a user of its own (vgg_lib/teaching/job_users.py), confined with whatever
+  namespaces the machine allows (vgg_lib/teaching/confine.py); before the first job a probe, run
+  exactly like a job, must find the submissions, the report and the book's solutions unreadable,
+  or grading is refused (vgg_lib/teaching/jobs.py).
+* **none**, only when asked for (``--sandbox none``): the job runs with the grader's permissions.
+
+``auto`` (the default) takes bwrap, else user, else refuses with one line saying how to get a
+sandbox. All three limit resident memory (watched by the grader), processes, file size and time.
 """
 
 import os
-import resource
-import secrets
 import shutil
-import signal
 import site
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-BOX = "/grading"  # the scratch folder, as the sandboxed job sees it
-LIBRARY = "/opt/vgg-book"  # where the sandbox mounts the grader's own vgg_lib (read-only)
+BOX = "/grading"  # the scratch folder, as a bubblewrap job sees it
+LIBRARY = "/opt/vgg-book"  # where bubblewrap mounts the job's copy of vgg_lib (read-only)
 TOKEN_VARIABLE = "VGG_GRADE_RUN"
+MODES = ("auto", "bwrap", "user", "none")
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "fonts", "ssl",
         "nsswitch.conf", "passwd", "group", "mime.types", "matplotlibrc")
+_GRADER_VARIABLES = ("VGG_CHECK_LOG", "VGG_CHECK_GRADING", "VGG_GRADE_SANDBOX", TOKEN_VARIABLE)
+
+
+class Refused(RuntimeError):
+    """No sandbox that protects the submissions and the grader can be had here."""
 
 
 @dataclass
 class Limits:
     seconds: float  # wall clock for the whole job
-    memory_mb: int = 6144  # address space of each process (torch maps a lot without using it)
-    processes: int = 512  # more than the user already runs; not enforced for root (Linux exempts it)
+    memory_mb: int = 6144  # resident memory of all the job's processes together
+    processes: int = 512  # more than a notebook needs; not enforced for root (Linux exempts it)
     file_mb: int = 256  # largest file a process may write (results, executed notebook, output)
 
 
 @dataclass
 class Sandbox:
-    kind: str  # "bwrap" or "none"
+    kind: str  # "bwrap", "user" or "none"
     description: str  # one sentence for the report's header
+    reason: str = ""  # why not bubblewrap
+
+
+_BWRAP = ("Each notebook ran in a bubblewrap sandbox: its own copy in a scratch folder, a read-only system, "
+          "no network, its own process namespace and /proc (nothing of the grader, the submissions, the "
+          "report or the solutions is visible), killed as a whole at the time limit; with limits on "
+          "resident memory, processes and file size.")
+_USER = ("Each notebook ran as a user of its own ({why}), in a scratch folder only it could write, with the "
+         "submissions, the report and the book's solutions out of its reach, its processes found and killed "
+         "by its user id at the end, and limits on resident memory, processes and file size.")
+_NONE = ("**No sandbox** (turned off with --sandbox none): each notebook ran with your permissions, so it "
+         "could read and change your files, reach the network and leave processes behind.")
 
 
 def _bwrap_problem():
@@ -65,30 +81,41 @@ def _bwrap_problem():
     return None
 
 
-def choose(mode="auto"):
-    """The sandbox to use: ``mode`` is "auto" (bubblewrap when it works), "bwrap" (or fail) or
-    "none". The environment variable VGG_GRADE_SANDBOX gives the default mode."""
+def _user_problem():
+    if not Path("/proc/self/status").is_file():
+        return "this system has no Linux /proc"
+    if os.geteuid() != 0:
+        return "the grader does not run as root (needed to run each notebook as a user of its own)"
+    return None
+
+
+def how_to_get_one(reason):
+    """The one line a refusal prints."""
+    return (f"No sandbox for the submissions here: {reason}. Install bubblewrap (Debian/Ubuntu: apt install "
+            f"bubblewrap), or grade as root in a container; or pass --sandbox none to run them with your own "
+            f"permissions (book/instructors.md lists the risks).")
+
+
+def choose(mode=None):
+    """The sandbox for ``mode`` ("auto", "bwrap", "user" or "none"; default: the environment
+    variable VGG_GRADE_SANDBOX, else "auto"). Raises Refused when it cannot be had."""
     mode = mode or os.environ.get("VGG_GRADE_SANDBOX", "auto")
-    if mode not in ("auto", "bwrap", "none"):
-        raise ValueError(f"sandbox must be auto, bwrap or none, not {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"sandbox must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "none":
-        return Sandbox("none", "No sandbox (turned off with --sandbox none): " + _FALLBACK)
+        return Sandbox("none", _NONE)
     problem = _bwrap_problem()
-    if problem is None:
-        return Sandbox("bwrap", "Each notebook ran in a bubblewrap sandbox: its own copy in a scratch folder, "
-                                "a read-only system, no network, its own process namespace and /proc "
-                                "(nothing of the grader, the submissions or the report is visible), "
-                                "killed as a whole at the time limit; with limits on memory, processes "
-                                "and file size.")
+    if problem is None and mode in ("auto", "bwrap"):
+        return Sandbox("bwrap", _BWRAP)
     if mode == "bwrap":
-        raise RuntimeError(f"--sandbox bwrap was asked for, but {problem}")
-    return Sandbox("none", f"**No sandbox**: {problem}. " + _FALLBACK)
-
-
-_FALLBACK = ("Each notebook ran on its own copy in a scratch folder, in a new session and process group "
-             "killed as a whole, with limits on memory, processes, file size and time; but with your "
-             "permissions: it could read and change your files. Install bubblewrap (apt-get install "
-             "bubblewrap) to isolate the notebooks.")
+        raise Refused(how_to_get_one(f"--sandbox bwrap was asked for, but {problem}"))
+    user_problem = _user_problem()
+    if user_problem is None:
+        reason = problem or "--sandbox user was asked for"
+        return Sandbox("user", _USER.format(why=reason), reason)
+    if mode == "user":
+        raise Refused(how_to_get_one(f"--sandbox user was asked for, but {user_problem}"))
+    raise Refused(how_to_get_one(f"{problem}, and {user_problem}"))
 
 
 def _inside(path, folder):
@@ -99,13 +126,14 @@ def _inside(path, folder):
         return False
 
 
-def _read_only_folders():
-    """The system and Python folders a job needs, with no duplicates and no nesting."""
+def read_only_folders():
+    """The system and Python folders a job needs, with no duplicates and no nesting; links last
+    (/lib64 -> usr/lib64 on merged-/usr systems)."""
     folders = [Path(p) for p in ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin")]
     python = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
               Path(os.path.realpath(sys.executable)).parent.parent]
     python += [Path(p) for p in site.getsitepackages() + [site.getusersitepackages()]]
-    links = [f for f in folders if f.is_symlink()]  # /lib64 -> usr/lib64 on merged-/usr systems
+    links = [f for f in folders if f.is_symlink()]
     kept = []
     for folder in folders + python:
         if folder.exists() and not folder.is_symlink() and not any(_inside(folder, k) for k in kept):
@@ -113,14 +141,22 @@ def _read_only_folders():
     return kept + links
 
 
-def bwrap_command(box, command, hidden=()):
-    """bwrap arguments that run ``command`` with ``box`` as the only writable folder (at BOX).
-    ``hidden``: folders to cover with an empty tmpfs if they lie inside a read-only one."""
-    import vgg_lib
+def data_paths():
+    """The offline CIFAR-10 file (VGG_CIFAR10_NPZ) and the data folder, where they exist: jobs
+    see them read-only, so training chapters find their data."""
+    from ..training import data
 
+    paths = [Path(os.environ[data.ENV_NPZ]).resolve()] if os.environ.get(data.ENV_NPZ) else []
+    return [p for p in paths if p.is_file()] + [p for p in [data.data_dir().resolve()] if p.is_dir()]
+
+
+def bwrap_command(box, command, library, hidden=()):
+    """bwrap arguments that run ``command`` with ``box`` as the only writable folder (at BOX) and
+    ``library`` (a folder holding the job's vgg_lib) at LIBRARY. ``hidden``: folders to cover
+    with an empty tmpfs if they lie inside a folder the job sees."""
     args = [shutil.which("bwrap"), "--unshare-all", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL", "--hostname", "grading"]
-    folders = _read_only_folders()
+    folders = read_only_folders()
     for folder in folders:
         if folder.is_symlink():
             args += ["--symlink", os.readlink(folder), str(folder)]
@@ -129,50 +165,44 @@ def bwrap_command(box, command, hidden=()):
     for name in _ETC:
         if os.path.lexists(f"/etc/{name}"):
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    args += ["--ro-bind", str(Path(vgg_lib.__file__).resolve().parent), f"{LIBRARY}/vgg_lib",
+    args += ["--ro-bind", str(library), LIBRARY,
              "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm",
              "--bind", str(box), BOX]
-    for path in _data_paths():  # CIFAR-10 for the training chapters, read-only where it is
+    for path in data_paths():  # CIFAR-10 for the training chapters, read-only where it is
         args += ["--ro-bind", str(path), str(path)]
-    visible = [f for f in folders if not f.is_symlink()] + _data_paths()
+    visible = [f for f in folders if not f.is_symlink()] + data_paths()
     for folder in hidden:
         if Path(folder).is_dir() and any(_inside(folder, f) for f in visible):
             args += ["--tmpfs", str(Path(folder).resolve())]
     args += ["--chdir", BOX, "--clearenv"]
     env = job_environment(BOX, LIBRARY)
-    env.update({"VGG_DATA_DIR": str(p) for p in _data_paths()[-1:] if p.is_dir()})
     for key, value in env.items():
         args += ["--setenv", key, value]
     return args + ["--"] + list(command)
-
-
-def _data_paths():
-    """The offline CIFAR-10 sample (VGG_CIFAR10_NPZ) and the data folder (vgg_lib.training.data.data_dir),
-    where they exist: the sandbox shows them read-only, so training chapters find their data."""
-    from ..training import data
-
-    paths = [Path(os.environ[data.ENV_NPZ]).resolve()] if os.environ.get(data.ENV_NPZ) else []
-    return [p for p in paths if p.is_file()] + [p for p in [data.data_dir().resolve()] if p.is_dir()]
 
 
 def job_environment(box, library):
     """The environment of a job: nothing of the grader's but the book's own VGG_* settings."""
     python_bin = str(Path(os.path.realpath(sys.executable)).parent)
     env = {"PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": f"{box}/home", "LANG": "C.UTF-8",
-           "PYTHONPATH": library, "PYTHONUSERBASE": site.getuserbase(), "MPLBACKEND": "Agg",
-           "MPLCONFIGDIR": f"{box}/home/matplotlib", "JUPYTER_RUNTIME_DIR": f"{box}/home/runtime",
+           "USER": "student", "LOGNAME": "student",
+           "PYTHONPATH": str(library), "PYTHONUSERBASE": site.getuserbase(), "PYTHONDONTWRITEBYTECODE": "1",
+           "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{box}/home/matplotlib", "JUPYTER_RUNTIME_DIR": f"{box}/home/runtime",
            "IPYTHONDIR": f"{box}/home/ipython", "XDG_CACHE_HOME": f"{box}/home/cache",
            "TMPDIR": f"{box}/home/tmp", "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
     for key, value in os.environ.items():
-        if key.startswith("VGG_") and key not in ("VGG_CHECK_LOG", "VGG_GRADE_SANDBOX", TOKEN_VARIABLE):
+        if key.startswith("VGG_") and key not in _GRADER_VARIABLES:
             env[key] = value
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TZ"):
         if key in os.environ:
             env[key] = os.environ[key]
+    data = [p for p in data_paths() if p.is_dir()]
+    if data:
+        env["VGG_DATA_DIR"] = str(data[-1])
     return env
 
 
-def _processes_of_this_user():
+def processes_of_this_user():
     """RLIMIT_NPROC counts every process of the user, so the job's allowance comes on top."""
     count = 0
     for pid in os.listdir("/proc"):
@@ -183,78 +213,9 @@ def _processes_of_this_user():
     return count
 
 
-def _limit(limits):
-    processes = _processes_of_this_user() + limits.processes
-
-    def apply():
-        for name, value in ((resource.RLIMIT_AS, limits.memory_mb << 20),
-                            (resource.RLIMIT_FSIZE, limits.file_mb << 20),
-                            (resource.RLIMIT_NPROC, processes),
-                            (resource.RLIMIT_CPU, int(limits.seconds) + 60),
-                            (resource.RLIMIT_CORE, 0)):
-            try:
-                _, hard = resource.getrlimit(name)
-                value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-                resource.setrlimit(name, (value, value))
-            except (ValueError, OSError):
-                pass
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return apply
-
-
-def _kill_carriers(token):
-    """SIGKILL every process whose environment holds ``token`` (the no-sandbox case)."""
-    marker = f"{TOKEN_VARIABLE}={token}".encode()
-    for _ in range(5):
-        found = False
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit() or int(pid) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as handle:
-                    if marker in handle.read().split(b"\0"):
-                        os.kill(int(pid), signal.SIGKILL)
-                        found = True
-            except OSError:
-                continue
-        if not found:
-            return
-        time.sleep(0.1)
-
-
-@dataclass
-class Finished:
-    returncode: int
-    timed_out: bool
-    seconds: float
-
-
-def run(sandbox, box, command, limits, log_path, hidden=()):
-    """Run ``command`` (a list; its paths as the job sees them: BOX for ``box``) and wait at most
-    ``limits.seconds``; then kill it and everything it started. Never raises for the job."""
-    token = secrets.token_hex(16)
-    if sandbox.kind == "bwrap":
-        argv, env, cwd = bwrap_command(box, command, hidden), {"PATH": os.environ.get("PATH", "")}, None
-    else:
-        env = job_environment(str(box), str(Path(__import__("vgg_lib").__file__).resolve().parent.parent))
-        env[TOKEN_VARIABLE] = token
-        argv = [str(box) if part == BOX else part.replace(BOX + "/", f"{box}/") for part in command]
-        cwd = str(box)
-    start = time.monotonic()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=cwd,
-                                   start_new_session=True, preexec_fn=_limit(limits), close_fds=True)
-        timed_out = False
-        try:
-            process.wait(timeout=limits.seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
-            if sandbox.kind == "none":
-                _kill_carriers(token)
-    return Finished(process.returncode, timed_out, time.monotonic() - start)
+def rlimits(limits, processes=None):
+    """The resource limits of a job's processes, by ``resource`` name. Memory is watched by the
+    grader instead: an address-space limit measures what torch maps, not what it uses."""
+    return {"RLIMIT_FSIZE": limits.file_mb << 20,
+            "RLIMIT_NPROC": limits.processes if processes is None else processes,
+            "RLIMIT_CPU": int(limits.seconds) + 60, "RLIMIT_CORE": 0}

@@ -5,7 +5,11 @@
 
 Removed: everything from a ``{solution-start}`` directive to its ``{solution-end}`` (markdown
 blocks and whole code cells), whole ``{solution}`` directives, and cells tagged ``solution``.
-Outputs are cleared unless ``--keep-outputs`` (then only the solution cells' outputs go).
+Outputs are cleared unless ``--keep-outputs``; then the solution cells' outputs go, and so does
+every output that shows the answer to one of the chapter's exercises (vgg_lib/teaching/
+answer_leaks.py), replaced by a line asking the student to run the cell once they have tried
+the exercise: the student who reads before running keeps the figures and tables, and still
+meets each exercise before its answer.
 A copy is refused (exit 1) when a later cell reads a name that only a solution defines, since
 the student's notebook would then stop with a NameError before the next exercise.
 """
@@ -17,10 +21,13 @@ from pathlib import Path
 
 import nbformat
 
-from . import code_cells
+from ..exercises import exercise_ids as exercise_ids_known
+from . import answer_leaks, code_cells
 from .directives import regions
+from .submissions import check_ids
 
 SOLUTION_TAG = "solution"
+LEFT_OUT = "[Output left out of the student copy"
 
 
 def _solution_pieces(nb, path):
@@ -41,14 +48,41 @@ def solution_cells(nb, path="notebook"):
     return sorted({pieces[i].cell_index for i in removed if pieces[i].kind == "code"})
 
 
+def _left_out(exercise_ids):
+    return nbformat.v4.new_output(
+        "stream", name="stdout",
+        text=f"{LEFT_OUT}: it shows the answer to {', '.join(exercise_ids)}. "
+             f"Run this cell to see it, once you have tried the exercise.]\n")
+
+
+def _without_answers(cell, exercise_ids, forms):
+    """``cell``'s outputs, each one that shows an answer of ``exercise_ids`` replaced by a note."""
+    outputs, shown = [], []
+    for output in cell.outputs:
+        leaks = answer_leaks.find(answer_leaks.output_text(output), exercise_ids, forms)
+        if leaks:
+            shown += [leak.exercise for leak in leaks if leak.exercise not in shown]
+        else:
+            outputs.append(output)
+    return outputs + ([_left_out(shown)] if shown else [])
+
+
+def outputs_left_out(student):
+    """How many cells of a student copy had outputs left out because they showed an answer."""
+    return sum(any(str(o.get("text", "")).startswith(LEFT_OUT) for o in c.get("outputs", [])) for c in student.cells)
+
+
 def make_student_copy(nb, path="notebook", keep_outputs=False):
-    """A copy of ``nb`` without solutions (``nb`` is left as it is)."""
+    """A copy of ``nb`` without solutions, and with kept outputs that show no exercise's answer
+    (``nb`` is left as it is)."""
     pieces, removed = _solution_pieces(nb, path)
     kept_text = {}
     for i, piece in enumerate(pieces):
         if i not in removed:
             kept_text.setdefault(piece.cell_index, []).append(piece.text)
     student = copy.deepcopy(nb)
+    exercise_ids = check_ids(nb, set(exercise_ids_known())) if keep_outputs else []
+    forms = answer_leaks.all_forms(exercise_ids)
     cells = []
     for index, cell in enumerate(student.cells):
         if index not in kept_text:
@@ -60,6 +94,8 @@ def make_student_copy(nb, path="notebook", keep_outputs=False):
         elif cell.cell_type == "code" and not keep_outputs:
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
+        elif cell.cell_type == "code":
+            cell.outputs = _without_answers(cell, exercise_ids, forms)
         cells.append(cell)
     student.cells = cells
     return student
@@ -117,7 +153,9 @@ def main(argv=None):
         student = make_student_copy(nb, path, keep_outputs=args.keep_outputs)
         output.mkdir(parents=True, exist_ok=True)
         nbformat.write(student, output / path.name)
-        print(f"{output / path.name}: {len(nb.cells) - len(student.cells)} of {len(nb.cells)} cells removed")
+        left_out = outputs_left_out(student)
+        print(f"{output / path.name}: {len(nb.cells) - len(student.cells)} of {len(nb.cells)} cells removed"
+              + (f", the outputs of {left_out} left out: they show an exercise's answer" if left_out else ""))
     return 1 if failed else 0
 
 

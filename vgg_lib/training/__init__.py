@@ -1,2 +1,3 @@
-"""Training VGG (chapters 5-6): the recipe (``TrainConfig``), data, augmentation, the loop, profiles,
-checkpoints, history, reproducibility, initialisation, diagnostics, sweeps and their plots."""
+"""Training VGG (the paper's Section 3.1, chapters 5-6): the recipe (``TrainConfig``), the data
+(CIFAR-10's tensors, folders of images), augmentation, the one loop, profiles, checkpoints, data
+parallelism, history, reproducibility, initialisation, diagnostics and their plots."""

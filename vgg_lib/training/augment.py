@@ -1,11 +1,14 @@
-"""CIFAR-10 augmentation for a whole batch at once, on whatever device the batch is on.
+"""Augmentation for a whole batch at once, on whatever device the batch is on: CIFAR's
+pad-and-crop and flip, the paper's scale jittering and Krizhevsky et al.'s colour shift.
 
-The classic recipe (pad 4 pixels with zeros, crop a random 32x32 window, flip half the images
+The classic CIFAR recipe (pad 4 pixels with zeros, crop a random 32x32 window, flip half the images
 left-right) is usually done image by image with PIL in DataLoader workers. Here it is one gather:
 for every output pixel we compute which padded-input pixel it comes from, and index all of them
 in one go. The random numbers come from a CPU ``torch.Generator`` (a few bytes per image), so the
 same generator state gives the same augmentation on a CPU and on a GPU, and a checkpoint can
-store that state.
+store that state. Each augmentation comes as a pair: ``*_params`` draws the random numbers of a
+batch, ``apply_*`` uses them, so that data-parallel processes can draw the numbers of the whole
+global batch, as one process does, and each apply its own share.
 """
 
 from functools import lru_cache
@@ -125,12 +128,26 @@ def random_scale_crop_flip(images, scale_min, scale_max, crop=None, flip=True, g
     return apply_scale_crop_flip(images, scales, top, left, flips, crop)
 
 
-def resize_images(images, size):
-    """A uint8 batch (B, C, H, W) resized to ``size`` x ``size`` (bilinear; antialiased when
-    shrinking), as uint8: the test-time rescaling of the dense and multi-crop protocols."""
-    if images.shape[-2:] == (size, size):
-        return images
-    shrinking = size < min(images.shape[-2:])
-    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear",
-                            align_corners=False, antialias=shrinking)
-    return resized.round_().clamp_(0, 255).to(torch.uint8)
+# --- the colour shift (Krizhevsky et al., 2012; the paper's Section 3.1) -------------------
+
+# Principal components of ImageNet's RGB pixel covariance (pixels scaled to 0..1), as used by
+# fb.resnet.torch and most re-implementations of Krizhevsky et al.'s colour augmentation.
+PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+PCA_EIGENVECTORS = ((-0.5675, 0.7192, 0.4009),
+                    (-0.5808, -0.0045, -0.8140),
+                    (-0.5836, -0.6948, 0.4203))
+
+
+def colour_shift_params(batch_size, std, generator=None):
+    """The coefficients alpha ~ N(0, std) of each image's shift along the three components."""
+    return torch.randn(batch_size, 3, generator=generator) * std
+
+
+def apply_colour_shift(x, alpha, std):
+    """Add to each normalised image of ``x`` (B, 3, H, W) the shift ``sum_i alpha_i * lambda_i *
+    p_i`` (in 0..1 pixel units, divided by the normalisation's per-channel ``std``)."""
+    if alpha is None or not bool(alpha.any()):
+        return x
+    shift = (alpha * torch.tensor(PCA_EIGENVALUES)) @ torch.tensor(PCA_EIGENVECTORS).T  # (B, 3)
+    shift = shift / torch.tensor(std)
+    return x + shift.to(x.device, non_blocking=True).view(-1, 3, 1, 1)

@@ -4,20 +4,24 @@
 one with ``os.replace`` (atomic on one file system): a run killed mid-save leaves the previous
 checkpoint intact, never half a file. ``load_checkpoint`` uses ``torch.load(weights_only=True)``,
 which only rebuilds tensors and plain containers, so everything stored here is tensors, numbers,
-strings, lists and dicts.
+strings, lists and dicts. ``check_resumable`` refuses to continue a checkpoint of another run
+(recipe, length, data by content, model) with the one error type ``ResumeMismatch``.
 """
 
 import os
 import pickle
 import struct
+import sys
+import warnings
 import zipfile
 from pathlib import Path
 
 import torch
 
 from ..atomic_write import remove_stale_temporaries, temporary_path, write_atomically
-from ..architecture.spec import ModelSpec
+from ..architecture.model import ModelSpec
 from ..architecture.weights import load_state_dict_checked
+from .recipe import TrainConfig
 
 FORMAT = "vgg_lib.checkpoint/2"  # /2 stores the model's spec and the training recipe
 READABLE_FORMATS = ("vgg_lib.checkpoint/1", FORMAT)
@@ -55,12 +59,10 @@ def keep_checkpoints_on_drive(folder="vgg_book/checkpoints", mount_point="/conte
 
     The chapters call it only when the reader sets their ``KEEP_CHECKPOINTS_ON_DRIVE`` flag, before
     the first training cell: a login prompt must never interrupt "Run all"."""
-    import sys
-
     if "google.colab" not in sys.modules:
         print(f"Not in Google Colab: checkpoints stay in {default_checkpoint_dir()}.")
         return default_checkpoint_dir()
-    from google.colab import drive
+    from google.colab import drive  # exists only in Colab
 
     drive.mount(mount_point)
     target = Path(mount_point) / "MyDrive" / folder
@@ -275,3 +277,66 @@ def load_model(path, device=None):
     model = spec.build(init_weights=False)
     load_state_dict_checked(model, payload["model"])
     return model.to(device or "cpu").eval()
+
+
+def check_resumable(saved, recipe, train_images, path, data=None, model=None):
+    """``ResumeMismatch`` unless the checkpoint ``saved`` (read from ``path``) belongs to the
+    very run ``fit`` is asked to continue: the same recipe and length, the same number of
+    training images, the same data (``data``: its ``fingerprint`` and ``source``), the same
+    model; ``CheckpointError`` when it is damaged."""
+    check_training_state(saved, path)
+    try:
+        stored = TrainConfig.from_dict(saved["recipe"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"The recipe stored in {path} is not readable ({error}); delete "
+                              "the checkpoint to start a new run.") from error
+    state = saved["training_state"]
+    done = state["epoch"]
+    if not isinstance(done, int) or not 0 <= done <= stored.epochs:
+        raise CheckpointError(f"{path} says it has trained {done!r} epochs of a "
+                              f"{stored.epochs}-epoch run, which cannot be; the file is damaged. "
+                              "Delete it to start a new run.")
+    new_run = "delete the checkpoint (or pass another checkpoint_path) to start a new run"
+    if stored.epochs != recipe.epochs:
+        raise ResumeMismatch(
+            f"Cannot resume from {path}: it has trained {done} epoch{'' if done == 1 else 's'} "
+            f"of a {stored.epochs}-epoch run, "
+            f"and this call asks for epochs={recipe.epochs}. The learning-rate schedule spans "
+            f"all of a run's epochs, so a run cannot be lengthened or shortened: call fit with "
+            f"epochs={stored.epochs} to finish it, load its weights with load_model(path) to use "
+            f"them, or {new_run}.")
+    differences = [f"{name}: checkpoint {getattr(stored, name)!r} vs now {getattr(recipe, name)!r}"
+                   for name in recipe.differences(stored)]
+    stored_images = state.get("train_images")
+    if stored_images != train_images:
+        differences.append(f"train_images: checkpoint {stored_images!r} vs now {train_images!r}")
+    if differences:
+        raise ResumeMismatch(
+            f"Cannot resume from {path}: it belongs to a run with another recipe ("
+            + "; ".join(differences) + f"). Call fit with the same recipe, or {new_run}."
+        )
+    stored_data = state.get("data")
+    if stored_data is not None and not isinstance(stored_data, dict):
+        raise CheckpointError(f"{path} has a damaged data fingerprint ({stored_data!r}); delete it "
+                              "to start a new run.")
+    if data is not None and (stored_data is None or "fingerprint" not in stored_data):
+        warnings.warn(f"{path} was written before checkpoints recorded their training data by "
+                      "content, so resuming cannot check that this is the same data; it is "
+                      "resumed on trust.", stacklevel=3)
+    elif data is not None and stored_data["fingerprint"] != data["fingerprint"]:
+        stored, now = stored_data["fingerprint"], data["fingerprint"]
+        differ = [name for name in sorted(set(stored) | set(now)) if stored.get(name) != now.get(name)]
+        raise ResumeMismatch(
+            f"Cannot resume from {path}: it was trained on other images ({stored_data.get('source')}"
+            f", {stored.get('train', {}).get('images')} training images) than the data given now "
+            f"({data['source']}, {now['train']['images']} images): {', '.join(differ)} differ "
+            "(another file, subset or seed). Load the same data (same VGG_CIFAR10_NPZ, "
+            f"train_images and seed), or {new_run}.")
+    spec, stored_spec = getattr(model, "spec", None), saved.get("model_spec")
+    if spec is not None and stored_spec:
+        changed = [f"{k}: checkpoint {v!r} vs now {getattr(spec, k, None)!r}"
+                   for k, v in stored_spec.items() if getattr(spec, k, None) != v]
+        if changed:
+            raise ResumeMismatch(f"Cannot resume from {path}: it was trained with another model "
+                                 f"({'; '.join(changed)}). Build the model with the checkpoint's "
+                                 f"settings, or {new_run}.")

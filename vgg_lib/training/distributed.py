@@ -1,13 +1,15 @@
 """Data parallelism with PyTorch's own engine: ``torchrun`` starts the processes,
 ``DistributedDataParallel`` (DDP) averages the gradients. Nothing here launches processes.
 
-``Distributed`` is the one object the training loops receive to run data-parallel
-(``fit(..., distributed=d)``); without it (``None``, the default) they run in one process exactly
-as before. Under ``torchrun --nproc_per_node=N`` every process (rank) runs the same loop:
+``Distributed`` is the one object the training loop receives to run data-parallel
+(``fit(..., distributed=d)``); without it (``None``, the default) it runs in one process exactly
+as before. This module is plumbing only: the data objects draw and split the batches. Under
+``torchrun --nproc_per_node=N`` every process (rank) runs the same loop:
 
 * every rank draws the same global batch from the same data-order and augmentation generator
-  (same seed), then keeps its contiguous share (``local_batch``), so N ranks together see
-  exactly the images, crops and flips one process would see with the same global batch;
+  (same seed), then keeps its contiguous share (``shard``), so N ranks together see exactly the
+  images, crops, scales, flips and colour shifts one process would see with the same global
+  batch;
 * DDP averages the gradients of the N shares, which for equal shares is the gradient of the
   mean loss over the global batch: the same optimiser step as one process, up to the order of
   floating-point additions (``tests/test_distributed.py`` measures how far apart they end);
@@ -15,6 +17,8 @@ as before. Under ``torchrun --nproc_per_node=N`` every process (rank) runs the s
   ``SyncBatchNorm`` (``sync_batch_norm=True``; PyTorch runs it on GPUs only);
 * per-step losses and per-epoch sums are averaged / summed over the ranks, so every rank
   agrees on when a run diverged or ended and the history is that of the global batch;
+* evaluation: each rank evaluates every N-th image with rank 0's BatchNorm statistics
+  (``main_buffers``), and the sums are combined;
 * only rank 0 writes checkpoints, histories and progress bars (``is_main``); on resume every
   rank reads the same checkpoint, so all restart from the same state;
 * the process group has a timeout (``timeout_s``): a rank that hangs makes the others fail
@@ -23,6 +27,7 @@ as before. Under ``torchrun --nproc_per_node=N`` every process (rank) runs the s
 
 import datetime
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -87,23 +92,6 @@ class Distributed:
         start = self.rank * share
         return tuple(t[start:start + share] for t in tensors)
 
-    def local_batch(self, data, index, recipe, generator):
-        """(images, labels) of this rank's share of the global batch ``index`` of ``data``
-        (a ``CIFAR10Data``). The crop and flip parameters are drawn for the whole global batch,
-        as one process draws them, so the generator stays in step with a 1-process run."""
-        from .augment import apply_crop_flip, crop_flip_params
-
-        if recipe.augment:
-            top, left, flips = crop_flip_params(len(index), padding=recipe.crop_padding,
-                                                generator=generator)
-            index, top, left, flips = self.shard(index, top, left, flips)
-            images = apply_crop_flip(data.x_train.index_select(0, index), top, left, flips,
-                                     padding=recipe.crop_padding)
-        else:
-            (index,) = self.shard(index)
-            images = data.x_train.index_select(0, index)
-        return images, data.y_train.index_select(0, index)
-
     # --- numbers every rank agrees on -----------------------------------------------------
     def _all_reduce(self, tensor, op):
         try:
@@ -125,14 +113,23 @@ class Distributed:
         return tuple(type(v)(s) if isinstance(v, (int, float)) else torch.as_tensor(s).to(v)
                      for v, s in zip(values, packed.tolist()))
 
-    def sync_buffers(self, model):
-        """Copy rank 0's buffers (BatchNorm running statistics) to every rank, so that all
-        evaluate the very model rank 0 saves."""
+    @contextmanager
+    def main_buffers(self, model):
+        """Inside: every rank holds rank 0's buffers (BatchNorm running statistics), so that all
+        evaluate the very model rank 0 saves; afterwards each rank has its own again (DDP
+        broadcasts rank 0's before every training step anyway)."""
+        own = [buffer.detach().clone() for buffer in model.buffers()]
         try:
             for buffer in model.buffers():
                 dist.broadcast(buffer.data, src=0)
         except RuntimeError as error:
             raise DistributedError(collective_failure(self.rank, error)) from error
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for buffer, saved in zip(model.buffers(), own):
+                    buffer.copy_(saved)
 
     def barrier(self):
         try:

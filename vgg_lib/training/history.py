@@ -92,7 +92,7 @@ class History:
     def plot(self, title=None):
         """Loss and accuracy curves, training vs validation, as a matplotlib Figure (the test
         accuracy, measured once, is a single marked point at the last epoch)."""
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # here: importing pyplot costs most of a second
 
         fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
         epochs = [e["epoch"] for e in self.epochs]

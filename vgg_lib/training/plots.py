@@ -1,11 +1,28 @@
-"""Pictures of repeated training runs: learning curves with their seed spread, and statistics
-recorded by a ``TrainingProbe`` drawn layer by layer."""
+"""Pictures of training: augmented copies of an image, learning curves of repeated runs with their
+seed spread, and statistics recorded by a ``TrainingProbe`` drawn layer by layer.
+
+matplotlib's pyplot is imported inside the functions that draw: importing it costs most of a
+second and picks a backend, which code that never plots should not pay for."""
 
 import math
 
 import numpy as np
 
 COLORS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+
+
+def plot_augmented_copies(original, copies):
+    """The uint8 image ``original`` (3, H, W) and its augmented ``copies`` (N, 3, H, W) side by
+    side, as a matplotlib Figure (chapters 5 and 9)."""
+    import matplotlib.pyplot as plt  # see the module docstring
+
+    fig, axes = plt.subplots(1, 1 + len(copies), figsize=(13, 1.9))
+    titles = ["original"] + [f"copy {i}" for i in range(1, len(copies) + 1)]
+    for ax, picture, title in zip(axes, [original, *copies], titles):
+        ax.imshow(picture.cpu().permute(1, 2, 0).numpy())
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    return fig
 
 
 def moving_average(values, window):
@@ -38,7 +55,7 @@ def plot_learning_curves(runs, smooth=10, colors=None, chance=0.1, title=None):
     """Training loss (per step, smoothed) and validation accuracy (per epoch), one column per learning
     rate, one colour per model label; lines are the mean over seeds, bands the min..max range.
     A run that diverged is marked with a cross where it stopped."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # see the module docstring
 
     lrs = list(dict.fromkeys(r.lr for r in runs))
     labels = list(dict.fromkeys(r.label for r in runs))
@@ -113,7 +130,7 @@ def plot_probes(probes, fields=("pre_std", "grad_norm", "dead_fraction"), steps=
 
     ``steps``: which recorded steps to draw (default: all of them). On the log-scaled rows
     (norms and standard deviations) values of exactly zero are left out."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # see the module docstring
 
     labels = list(probes)
     fig, axes = plt.subplots(len(fields), len(labels), figsize=(4.6 * len(labels), 2.9 * len(fields)),

@@ -1,6 +1,12 @@
 """``TrainConfig``: the training recipe, every setting that decides what a run computes, in one
 commented place. ``fit(model, data, recipe)`` reads it, checkpoints store it, and resuming
-refuses a recipe that differs from the stored one, naming the field.
+refuses a recipe that differs from the stored one, naming the field. Each field's ``help`` (its
+metadata) documents it and is the help of its option of ``python -m vgg_lib.train``, which is
+generated from these fields.
+
+The same recipe trains CIFAR-10's tensors and folders of images: pad-and-crop is CIFAR's
+augmentation; scale jittering, the training crop and the colour shift are the paper's ImageNet
+augmentation (Section 3.1), and work on both.
 
 Settings that only decide *how fast* a run goes (precision, memory layout, ``torch.compile``,
 the progress bar) are not part of the recipe: they are ``fit``'s keyword arguments and may
@@ -9,7 +15,7 @@ change between the sessions of one run.
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam")
@@ -17,32 +23,63 @@ OPTIMIZERS = ("sgd", "adam")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10              # passes over the training images
-    lr: float = 0.05              # peak learning rate of the schedule (the paper: 0.01, constant
-                                  # until the validation accuracy stalls, then divided by 10)
-    batch_size: int = 128         # the paper: 256
-    optimizer: str = "sgd"        # "sgd", the paper's; "adam" (Kingma & Ba, 2015) ignores momentum
-    momentum: float = 0.9         # the paper's 0.9
-    nesterov: bool = False        # plain momentum, as in the paper; the profiles use Nesterov's
-    weight_decay: float = 5e-4    # the paper's 5e-4, on weights only (not biases or batch norm)
-    schedule: str = "onecycle"    # see vgg_lib.training.loop.lr_factor
-    label_smoothing: float = 0.0  # not in the paper (Szegedy et al., 2016)
-    augment: bool = True          # random crops and horizontal flips
-    crop_padding: int = 4         # zero padding of the random crops, pixels per side
-    seed: int = 0                 # weights' initialisation aside: data order and augmentation
-    tta_flip: bool = False        # evaluation averages each image's logits with its mirror's
-    scale_jitter: tuple = None    # (S_min, S_max): scale jittering instead of pad-and-crop, each
-                                  # image rescaled to S x S, S drawn from [S_min, S_max], then
-                                  # cropped to its own size (the paper: [256, 512], crops of 224;
-                                  # chapter 9). None: no rescaling
+    epochs: int = field(default=10, metadata=dict(help="passes over the training images"))
+    lr: float = field(default=0.05, metadata=dict(
+        help="peak learning rate of the schedule (the paper: 0.01, constant until the "
+             "validation accuracy stalls, then divided by 10); scale it with the global batch "
+             "(book/beyond_one_gpu.md)"))
+    batch_size: int = field(default=128, metadata=dict(
+        help="images per optimiser step: the GLOBAL batch, split evenly among torchrun's "
+             "processes (the paper: 256)"))
+    optimizer: str = field(default="sgd", metadata=dict(
+        help="sgd, the paper's; adam (Kingma & Ba, 2015) ignores momentum and nesterov",
+        choices=OPTIMIZERS))
+    momentum: float = field(default=0.9, metadata=dict(help="the paper's 0.9"))
+    nesterov: bool = field(default=False, metadata=dict(
+        help="Nesterov's momentum instead of the paper's plain momentum (the profiles use it)"))
+    weight_decay: float = field(default=5e-4, metadata=dict(
+        help="the paper's 5e-4, on weights only (not on biases or batch norm)"))
+    schedule: str = field(default="onecycle", metadata=dict(
+        help="the learning rate over the run (vgg_lib.training.loop.lr_factor)", choices=SCHEDULES))
+    label_smoothing: float = field(default=0.0, metadata=dict(
+        help="not in the paper (Szegedy et al., 2016)"))
+    augment: bool = field(default=True, metadata=dict(
+        help="random crops and horizontal flips of the training images"))
+    crop_padding: int = field(default=4, metadata=dict(
+        help="pad-and-crop (CIFAR's augmentation): zero padding of the random crops, pixels per "
+             "side; 0 with scale jittering"))
+    seed: int = field(default=0, metadata=dict(
+        help="data order and augmentation (the command and the studies seed the initial "
+             "weights with it too)"))
+    tta_flip: bool = field(default=False, metadata=dict(
+        help="evaluation averages the soft-max posteriors of each image and its mirror image "
+             "(the paper's test-time flip)"))
+    scale_jitter: tuple = field(default=None, metadata=dict(
+        help="scale jittering instead of pad-and-crop: each training image's shorter side "
+             "rescaled to S drawn from [S_MIN, S_MAX], then a random crop (the paper: 256 512, "
+             "crops of 224; chapter 9). None: no rescaling",
+        metavar=("S_MIN", "S_MAX"), aliases=("--scale",)))
+    crop: int = field(default=None, metadata=dict(
+        help="side of the training crop and of the evaluation's centre crop, in pixels (None: "
+             "the images' own side, CIFAR's 32; the paper: 224)"))
+    colour_shift: float = field(default=0.0, metadata=dict(
+        help="std of Krizhevsky et al.'s RGB colour shift along the principal components of "
+             "ImageNet's pixels, per training image (the paper's 0.1; 0: off)"))
+    eval_scale: int = field(default=None, metadata=dict(
+        help="Q of the evaluation: each image's shorter side rescaled to Q, then the centre "
+             "crop (None: no rescaling, the crop's side; the paper: the middle of the jitter "
+             "range, 384)"))
 
     def __post_init__(self):
         problems = []
 
-        def whole(name, minimum):
+        def whole(name, minimum, optional=False):
             value = getattr(self, name)
+            if optional and value is None:
+                return
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-                problems.append(f"{name}={value!r} (a whole number >= {minimum})")
+                problems.append(f"{name}={value!r} (a whole number >= {minimum}"
+                                + (", or None)" if optional else ")"))
 
         def real(name, minimum, strictly=False):
             value = getattr(self, name)
@@ -55,10 +92,13 @@ class TrainConfig:
         whole("batch_size", 1)
         whole("crop_padding", 0)
         whole("seed", 0)
+        whole("crop", 1, optional=True)
+        whole("eval_scale", 1, optional=True)
         real("lr", 0, strictly=True)
         real("momentum", 0)
         real("weight_decay", 0)
         real("label_smoothing", 0)
+        real("colour_shift", 0)
         if isinstance(self.label_smoothing, numbers.Real) and self.label_smoothing >= 1:
             problems.append(f"label_smoothing={self.label_smoothing!r} (below 1)")
         if self.optimizer not in OPTIMIZERS:
@@ -76,6 +116,13 @@ class TrainConfig:
                 problems.append(f"scale_jitter={jitter!r} with crop_padding={self.crop_padding!r} "
                                 "(both decide the training crop: set crop_padding=0 with scale "
                                 "jittering)")
+            elif isinstance(self.crop, numbers.Integral) and jitter[0] < self.crop:
+                problems.append(f"scale_jitter={jitter!r} with crop={self.crop} (the smallest "
+                                f"scale must be at least the crop: S_min >= {self.crop})")
+        if (isinstance(self.crop, numbers.Integral) and isinstance(self.eval_scale, numbers.Integral)
+                and self.eval_scale < self.crop):
+            problems.append(f"eval_scale={self.eval_scale} with crop={self.crop} (the centre "
+                            "crop must fit in the rescaled image: eval_scale >= crop)")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule={self.schedule!r} (one of {', '.join(SCHEDULES)})")
         if problems:
@@ -88,7 +135,8 @@ class TrainConfig:
             raise TypeError(f"Unknown training setting(s) {', '.join(unknown)}. A TrainConfig has "
                             f"{', '.join(self.field_names())}; fit also takes precision, "
                             "channels_last, compile, checkpoint_path, resume, progress, max_steps, "
-                            "step_callback, eval_every_epoch, eval_batch_size and train_eval_images.")
+                            "step_callback, eval_every_epoch, eval_batch_size, test, distributed, "
+                            "workers, protocol and train_eval_images.")
         return replace(self, **changes) if changes else self
 
     def differences(self, other):
@@ -107,3 +155,10 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise TypeError(f"A training recipe is a dict of settings, not a {type(values).__name__}.")
         return cls().replace(**values)
+
+
+# The paper's ImageNet augmentation (Section 3.1), which the training command applies to folders
+# of images: scale jittering S in [256, 512], 224 x 224 crops, Krizhevsky et al.'s colour shift,
+# evaluated at Q = (S_min + S_max) / 2 = 384 (Section 3.2); no pad-and-crop.
+PAPER_IMAGENET_AUGMENTATION = dict(scale_jitter=(256, 512), crop=224, colour_shift=0.1,
+                                   eval_scale=384, crop_padding=0)

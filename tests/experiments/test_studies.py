@@ -1,0 +1,196 @@
+"""vgg_lib.experiments.studies: the one many-run engine: resumable studies, one run record per
+run, the equal-compute budget."""
+
+import json
+
+import pytest
+import torch
+
+from vgg_lib.architecture.model import ModelSpec
+from vgg_lib.experiments import studies
+from vgg_lib.experiments.runs import RecordError
+from vgg_lib.experiments.studies import (StudyRun, equal_compute_images, relabel, run_study,
+                                         summarise_study)
+from vgg_lib.training.data import CIFAR10Data
+from vgg_lib.training.profiles import forward_macs
+from vgg_lib.training.recipe import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def random_data(n_train=96, n_val=20, n_test=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = lambda n: torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+    return CIFAR10Data(images(n_train), torch.arange(n_train) % 10, images(n_test),
+                       torch.arange(n_test) % 10, classes=[str(i) for i in range(10)],
+                       source="synthetic", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+                       x_val=images(n_val), y_val=torch.arange(n_val) % 10)
+
+
+TINY = ModelSpec(config="A", batch_norm=True, width=0.0625, head="compact", num_classes=10)
+RECIPE = TrainConfig(epochs=1, batch_size=32, lr=0.05)
+
+
+def tiny_runs(seeds=(0, 1, 2)):
+    return [StudyRun("A", TINY, RECIPE.replace(seed=s)) for s in seeds]
+
+
+# --- the equal-compute budget ------------------------------------------------------------------------
+
+def test_equal_compute_images_keep_macs_times_images_seen():
+    a, e = TINY, TINY.replace(config="E")
+    images = equal_compute_images(e, a, 6400, batch_size=128)
+    assert images % 128 == 0
+    ratio = forward_macs(a) / forward_macs(e)
+    assert abs(images / 6400 - ratio) <= 128 / 6400  # within one batch
+    # the same multiply-adds: the reference's own images (A-LRN's LRN costs no multiply-adds)
+    assert equal_compute_images(a.replace(config="A-LRN"), a, 8000) == 8000
+    with pytest.raises(ValueError, match="reference_images"):
+        equal_compute_images(e, a, 0)
+
+
+# --- running, storing, resuming -----------------------------------------------------------------------
+
+def test_an_interrupted_study_resumes_without_retraining_finished_runs(tmp_path, monkeypatch):
+    data = random_data()
+    runs = tiny_runs()
+    calls = []
+    real_fit = studies.fit
+
+    def interrupted_fit(model, run_data, recipe, **options):
+        calls.append(recipe.seed)
+        if recipe.seed == 2 and len(calls) == 3:
+            raise KeyboardInterrupt  # the kernel interrupted during the third run
+        return real_fit(model, run_data, recipe, **options)
+
+    monkeypatch.setattr(studies, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(runs, data, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
+        "A_allimg_1ep_lr0.05_seed0.json", "A_allimg_1ep_lr0.05_seed1.json"]
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written
+    first = {p.name: p.read_text() for p in tmp_path.glob("*.json")}
+    results = run_study(runs, data, tmp_path, progress=False)
+    assert calls == [0, 1, 2, 2]  # only the unfinished run trained again
+    assert [r.reused for r in results] == [True, True, False]
+    assert all(first[name] == (tmp_path / name).read_text() for name in first)
+    again = run_study(runs, data, tmp_path, progress=False)
+    assert calls == [0, 1, 2, 2] and all(r.reused for r in again)
+    assert [r.test_accuracy for r in again] == [r.test_accuracy for r in results]
+    stored = json.loads((tmp_path / "A_allimg_1ep_lr0.05_seed0.json").read_text())
+    assert stored["metrics"]["images_seen"] == 96 and len(stored["metrics"]["val_accuracy"]) == 1
+    assert stored["metrics"]["macs"] == forward_macs(TINY) and stored["seed"] == 0
+
+
+def test_a_stored_result_of_another_run_is_never_reused(tmp_path):
+    data = random_data()
+    run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False)
+    path = tmp_path / "A_allimg_1ep_lr0.05_seed0.json"
+    # the same name, another recipe: the file was written with momentum 0.9
+    other = [StudyRun("A", TINY, RECIPE.replace(momentum=0.8, seed=0))]
+    with pytest.raises(RecordError, match=r"recipe.momentum: stored 0.9 vs now 0.8"):
+        run_study(other, data, tmp_path, progress=False)
+    # other training images under the same name
+    with pytest.raises(RecordError, match=r"data.train.sha256"):
+        run_study(tiny_runs(seeds=(0,)), random_data(seed=1), tmp_path, progress=False)
+    # the same images read from another folder are the same data: the result is reused
+    moved = random_data()
+    moved.source = "offline file /elsewhere/cifar10-full.npz"
+    assert run_study(tiny_runs(seeds=(0,)), moved, tmp_path, progress=False)[0].reused
+    # another model: width
+    wider = [StudyRun("A", TINY.replace(width=0.125), RECIPE.replace(seed=0))]
+    with pytest.raises(RecordError, match=r"spec.width"):
+        run_study(wider, data, tmp_path, progress=False)
+    # a damaged file
+    path.write_text("{not json")
+    with pytest.raises(RecordError, match=r"A_allimg_1ep_lr0.05_seed0.json is not complete JSON.*Delete"):
+        run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False)
+
+
+def test_a_mismatch_is_found_before_anything_trains(tmp_path, monkeypatch):
+    data = random_data()
+    run_study(tiny_runs(seeds=(1,)), data, tmp_path, progress=False)
+    (tmp_path / "A_allimg_1ep_lr0.05_seed1.json").write_text(
+        (tmp_path / "A_allimg_1ep_lr0.05_seed1.json").read_text().replace('"momentum": 0.9', '"momentum": 0.5'))
+    trained = []
+    monkeypatch.setattr(studies, "fit", lambda *a, **k: trained.append(1))
+    with pytest.raises(RecordError):
+        run_study(tiny_runs(), data, tmp_path, progress=False)  # seed 0 comes first, seed 1 is bad
+    assert trained == []
+
+
+def test_bad_studies_get_clear_errors(tmp_path):
+    data = random_data()
+    with pytest.raises(ValueError, match="no runs"):
+        run_study([], data, tmp_path)
+    with pytest.raises(TypeError, match="StudyRun"):
+        run_study([TINY], data, tmp_path)
+    with pytest.raises(TypeError, match="checkpoint_path"):
+        run_study(tiny_runs(), data, tmp_path, checkpoint_path=tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="both named"):
+        run_study([StudyRun("A", TINY, RECIPE), StudyRun("A", TINY, RECIPE.replace(momentum=0.5))],
+                  data, tmp_path)
+    with pytest.raises(ValueError, match="label"):
+        StudyRun("A/B", TINY, RECIPE)
+    with pytest.raises(ValueError, match="train_images"):
+        StudyRun("A", TINY, RECIPE, train_images=0)
+
+
+def test_summaries_average_seeds(tmp_path):
+    data = random_data()
+    results = run_study(tiny_runs(), data, tmp_path, progress=False)
+    (row,) = summarise_study(results)
+    assert row.seeds == [0, 1, 2] and len(row.test) == 3 and row.images_seen == 96
+    assert row.depth == 11
+    text = studies.format_study_table([row], paper={"A": "29.6 / 10.4"})
+    assert "29.6 / 10.4" in text and "mean ± std over 3 seeds" in text
+
+
+def test_without_a_folder_every_run_trains_and_keeps_its_model_and_probe(no_hooks_left):
+    data = random_data()
+    built = []
+
+    def build(seed):
+        built.append(seed)
+        return TINY.build()
+
+    runs = [StudyRun("paper init + A", None, RECIPE.replace(seed=s), build=build,
+                     probe_steps=(1, 3) if s == 0 else None) for s in (0, 1)]
+    results = run_study(runs, data, None, progress=False, keep_models=True)
+    assert built == [0, 1] and [r.reused for r in results] == [False, False]
+    assert results[0].probe is not None and results[1].probe is None
+    assert [rec["step"] for rec in results[0].probe.records] == [1, 3]
+    assert all(no_hooks_left(r.model) for r in results)
+    assert results[0].record.identity["spec"] == TINY.to_dict()  # the built model's spec
+    assert results[0].name == "paper-init-A_allimg_1ep_lr0.05_seed0"
+    (a_row,) = relabel(results, "E, ")[:1]
+    assert a_row.label == "E, paper init + A" and a_row.history is results[0].history
+    with pytest.raises(ValueError, match="build function has no ModelSpec"):
+        run_study(runs, data, "somewhere", progress=False)
+
+
+def test_an_explicit_precision_must_be_the_record_s(tmp_path):
+    data = random_data()
+    run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False, precision="fp32")
+    assert run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False)[0].reused  # "auto": any
+    with pytest.raises(RecordError, match="precision: stored 'fp32' vs now 'bf16'"):
+        run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False, precision="bf16")
+
+
+def test_studies_store_the_end_of_epoch_fit(tmp_path):
+    data = random_data()
+    spec = TINY.replace(shortcuts="identity")
+    run = StudyRun("A-res", spec, RECIPE, train_eval_images=40)
+    (result,) = run_study([run], data, tmp_path, progress=False, precision="fp32")
+    assert len(result.train_eval_loss) == RECIPE.epochs
+    (reused,) = run_study([run], data, tmp_path, progress=False, precision="fp32")
+    assert reused.reused and reused.train_eval_accuracy == result.train_eval_accuracy
+    stored = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert stored["identity"]["train_eval_images"] == 40
+    # a run without them keeps the identity it had before the option existed, and has none
+    (without,) = run_study([StudyRun("A-res", spec, RECIPE)], data, None, progress=False,
+                           precision="fp32")
+    assert without.train_eval_loss is None
+    assert "train_eval_images" not in studies._identity(without.run, spec, data)
+    with pytest.raises(TypeError, match="train_eval_images"):
+        run_study([without.run], data, tmp_path / "other", progress=False, train_eval_images=40)

@@ -1,0 +1,91 @@
+"""A student who answers everything right gets full marks, and one who answers nothing gets none
+(issue #27, section 2): for every chapter in _toc.yml, in every sandbox this machine offers,
+under the grader's default limits (600 s, 6144 MB of resident memory).
+
+The fully answered copy of a chapter is built from the solutions the chapter already holds: each
+solution cell that checks a registered exercise, with the earlier cells that define what it
+reads (its imports, the models it measures), in their order. The unanswered copy is the student
+copy's starter cells (``answer = None``, ``check(...)``) with what they need. Chapters and
+exercises added later are picked up by themselves. Sandboxes this machine cannot offer are
+skipped with the reason; those in VGG_REQUIRE_SANDBOXES fail instead (CI: .ci/run).
+"""
+
+import csv
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from vgg_lib.teaching import code_cells, grade, student_copy
+from vgg_lib.teaching.notebooks import find_root, toc_notebooks
+from vgg_lib.teaching.submissions import chapters_from, check_ids, known_exercises
+
+ROOT = find_root(Path(__file__).parent)
+CHAPTERS = toc_notebooks(ROOT)
+
+
+def _slice(nb, seeds):
+    """``nb`` cut down to the code cells ``seeds`` and, before them, the latest cell defining each
+    name they read, and so on (markdown and everything else left out)."""
+    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    trees = {i: code_cells.parse(nb.cells[i].source) for i in code}
+    defines = {i: code_cells.defined_names(trees[i]) for i in code}
+    needed, pending = set(seeds), list(seeds)
+    while pending:
+        cell = pending.pop()
+        for name in code_cells.free_names(trees[cell]):
+            earlier = [i for i in code if i < cell and name in defines[i]]
+            if earlier and earlier[-1] not in needed:
+                needed.add(earlier[-1])
+                pending.append(earlier[-1])
+    sliced = nbformat.v4.new_notebook(metadata=nb.metadata)
+    sliced.cells = [nbformat.v4.new_code_cell(nb.cells[i].source) for i in sorted(needed)]
+    return sliced
+
+
+def answered_copy(path):
+    nb = nbformat.read(path, as_version=4)
+    known = known_exercises()
+    seeds = [i for i in student_copy.solution_cells(nb, str(path)) if check_ids(
+        nbformat.v4.new_notebook(cells=[nb.cells[i]]), known)]
+    return _slice(nb, seeds)
+
+
+def unanswered_copy(path):
+    copy = student_copy.make_student_copy(nbformat.read(path, as_version=4), str(path))
+    known = known_exercises()
+    return _slice(copy, [i for i, cell in enumerate(copy.cells) if cell.cell_type == "code" and check_ids(
+        nbformat.v4.new_notebook(cells=[cell]), known)])
+
+
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("full-marks")
+    for student, make in (("answered", answered_copy), ("unanswered", unanswered_copy)):
+        (folder / student).mkdir()
+        for path in CHAPTERS:
+            nbformat.write(make(path), folder / student / path.name)
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "user", "none"])
+def test_right_answers_get_full_marks_and_no_answers_none(mode, submissions, tmp_path, capsys, sandbox_or_skip):
+    sandbox_or_skip(mode)
+    start = time.monotonic()
+    code = grade.main([str(submissions), "--report", str(tmp_path / "report.md"), "--csv", str(tmp_path / "s.csv"),
+                       "--sandbox", mode, "--jobs", "2"] + ["--exercises-from"] + [str(p) for p in CHAPTERS])
+    assert code == 0
+    rows = list(csv.DictReader(open(tmp_path / "s.csv", encoding="utf-8")))
+    expected = {c.name: c.exercises for c in chapters_from(CHAPTERS)}
+    lines = []
+    for chapter, exercises in expected.items():
+        answered = {r["exercise"]: r for r in rows if r["student"] == "answered" and r["chapter"] == chapter}
+        unanswered = {r["exercise"]: r for r in rows if r["student"] == "unanswered" and r["chapter"] == chapter}
+        assert set(answered) == set(unanswered) == set(exercises), chapter
+        wrong = {e: (r["status"], r["run"]) for e, r in answered.items() if r["status"] != "correct"}
+        assert not wrong, f"{chapter}: {wrong}"
+        assert {r["status"] for r in unanswered.values()} <= {"unanswered"}, chapter
+        lines.append(f"{chapter}: answered {len(answered)}/{len(exercises)}, unanswered 0/{len(exercises)}")
+    with capsys.disabled():
+        print(f"\n[{mode}] " + "; ".join(lines) + f" ({time.monotonic() - start:.0f} s, 2 at a time)")

@@ -1,0 +1,91 @@
+"""Profiles: which one is picked, what it builds, and that its settings fit fit()."""
+
+import inspect
+
+import pytest
+import torch
+
+from vgg_lib.training import profiles
+from vgg_lib.architecture.configs import CONFIGS
+from vgg_lib.measure.counting import count_parameters
+from vgg_lib.training.cifar10 import load_cifar10
+from vgg_lib.architecture.model import vgg
+from vgg_lib.architecture.model import ModelSpec
+from vgg_lib.device import choose_device
+from vgg_lib.training.profiles import get_profile, train_flop_per_image
+from vgg_lib.training.recipe import TrainConfig
+from vgg_lib.training.loop import fit
+
+
+def test_default_follows_the_device_and_env_overrides(monkeypatch):
+    monkeypatch.delenv("VGG_PROFILE", raising=False)
+    assert get_profile(device="cpu").name == "quick"
+    assert get_profile(device="cuda").name == "full"
+    monkeypatch.setenv("VGG_PROFILE", "full")
+    assert get_profile(device="cpu").name == "full"
+    monkeypatch.setenv("VGG_PROFILE", "fast")
+    with pytest.raises(ValueError, match="Unknown profile 'fast'"):
+        get_profile(device="cpu")
+
+
+def test_choose_device_prefers_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert choose_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_device().type in ("mps", "cpu")
+
+
+def test_printed_profile_is_one_line_with_both_times():
+    for name in ("quick", "full"):
+        text = str(get_profile(name, device="cpu"))
+        assert "\n" not in text and f"'{name}'" in text
+        assert "2-core CPU" in text and "Colab T4 (estimate)" in text
+
+
+def test_build_model_matches_vgg():
+    profile = get_profile("quick", device="cpu")
+    model = profile.build_model()
+    spec = profile.model
+    reference = vgg(spec.config, batch_norm=spec.batch_norm, num_classes=10,
+                    head=spec.head, width=spec.width)
+    assert count_parameters(model) == count_parameters(reference)
+    assert next(model.parameters()).device == torch.device("cpu")
+    full = get_profile("full", device="cpu")
+    assert (full.model.config, full.model.batch_norm, full.model.width) == ("D", True, 1.0)  # VGG-16-BN, full width
+    assert model.spec == profile.model
+
+
+def test_profile_settings_are_fit_and_load_arguments():
+    accepted = inspect.signature(fit).parameters
+    for name in ("quick", "full"):
+        profile = get_profile(name, device="cpu")
+        assert isinstance(profile.recipe, TrainConfig) and "recipe" in accepted
+        assert isinstance(profile.model, ModelSpec)
+        assert set(profile.data_kwargs()) <= set(inspect.signature(load_cifar10).parameters)
+
+
+def test_estimates_scale_with_flops():
+    full = get_profile("full", device="cpu")
+    flop = train_flop_per_image(ModelSpec("D", batch_norm=True, width=1.0, head="compact", num_classes=10))
+    # multiply-adds of VGG-16 on a 32x32 image, by hand from the configuration: 3x3 convolutions
+    # keep the size, "M" halves it, the compact head is one 512 -> 10 linear layer
+    macs, size, channels = 0, 32, 3
+    for item in CONFIGS["D"]:
+        if item == "M":
+            size //= 2
+        else:
+            macs += 9 * channels * item * size * size
+            channels = item
+    macs += 512 * 10
+    assert flop == 6 * macs
+    t4, a100 = full.estimated_seconds("t4"), full.estimated_seconds("a100")
+    assert 0 < a100 < t4
+    # 45,000 training images (5,000 of the 50,000 are the validation split) in whole batches of
+    # 256, the validation split evaluated after every epoch, the 10,000 test images once (with
+    # their mirror images: two forward passes, each a third of a training step)
+    assert (full.train_images, full.validation, full.test_images) == (45_000, 5_000, 10_000)
+    flop_time = (30 * (45_000 // 256 * 256 * flop + 5_000 * 2 * flop / 3) + 10_000 * 2 * flop / 3) / (
+        profiles.EFFECTIVE_TFLOPS["t4"] * 1e12)
+    assert t4 == pytest.approx(flop_time + 30 * (45_000 // 256) * profiles.GPU_SECONDS_PER_STEP_FLOOR)
+    with pytest.raises(ValueError, match="hardware"):
+        full.estimated_seconds("tpu")
