@@ -44,13 +44,21 @@ endif
 
 $(PY):
 	@echo "creating the virtual environment $(VENV) with $(PYTHON) (Python $(USED_VERSION))"
-	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	@$(PYTHON) -m venv --system-site-packages --without-pip $(VENV) || { rm -rf $(VENV); \
 	  echo "make: $(PYTHON) -m venv failed; on Debian or Ubuntu: apt-get install python3-venv"; exit 1; }
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --default-pip >/dev/null || { rm -rf $(VENV); \
+	  echo "make: no pip for $(PYTHON); on Debian or Ubuntu: apt-get install python3-pip"; exit 1; }
 
+# The venv sees the interpreter's own packages, pip and setuptools included (the venv gets a pip of
+# its own only where the interpreter has none): a pin the interpreter already has at that version
+# is used as it is, so a machine that has them (CI) installs offline; anything missing or at
+# another version is installed into the venv, never into the interpreter. vgg_lib itself is built
+# with the setuptools the venv sees, where it has one, else with one pip fetches.
+LOCAL_BUILD = $$($(PY) -c 'import setuptools' 2>/dev/null && echo --no-build-isolation)
 # The stamp is newer than requirements.txt and pyproject.toml once they are installed.
 $(INSTALLED): requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(LOCAL_BUILD) -e .
 	@touch $@
 
 install: $(INSTALLED)

@@ -66,18 +66,12 @@ def environment_is_left_as_found(request):
 @pytest.fixture
 def registered_exercises():
     """``add(*exercises)`` registers exercises for one test; they are removed afterwards."""
-    from vgg_lib.exercises import register, registry
+    from contextlib import ExitStack
 
-    added = []
+    from support import exercises_registered
 
-    def add(*exercises):
-        register(*exercises)
-        added.extend(exercise.id for exercise in exercises)
-        return [exercise.id for exercise in exercises]
-
-    yield add
-    for exercise_id in added:
-        registry._REGISTRY.pop(exercise_id, None)
+    with ExitStack() as stack:
+        yield lambda *exercises: stack.enter_context(exercises_registered(*exercises))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 models, files in the shapes the package reads. Not a test module (pytest collects test_*.py);
 tests import it as ``support`` (tests/ is on sys.path, as the folder of the root conftest.py)."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,16 @@ def randomise_batch_norm(model):
             module.running_var.uniform_(0.5, 2)
     return model
 
+
+@contextmanager
+def exercises_registered(*exercises):
+    """The exercises in the package's registry for the duration of a ``with`` block (a fixture of
+    any scope yields inside one); their ids are given to the block and removed afterwards."""
+    from vgg_lib.exercises import register, registry
+
+    register(*exercises)
+    try:
+        yield [exercise.id for exercise in exercises]
+    finally:
+        for exercise in exercises:
+            registry._REGISTRY.pop(exercise.id, None)

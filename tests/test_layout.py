@@ -10,6 +10,7 @@
 * ``training`` (chapters 5-6) imports those and ``evaluation`` (the loop validates with it);
 * ``experiments`` (statistics, run records, studies, chapter settings) imports all four;
 * ``inspection`` (chapter 7) imports ``architecture`` and ``measure``;
+* ``transfer`` (chapter 11) imports every part above it: ``architecture`` to ``inspection``;
 * ``exercises`` may import every part but ``teaching``; ``teaching`` may import everything;
   nothing imports ``teaching``;
 * the top-level helpers (``device``, ``tables``, ``atomic_write``) import no part, and every
@@ -34,7 +35,7 @@ import vgg_lib
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "vgg_lib"
 PARTS = ("architecture", "measure", "evaluation", "training", "experiments", "inspection",
-         "exercises", "teaching")
+         "transfer", "exercises", "teaching")
 HELPERS = ("device", "tables", "atomic_write")
 COMMANDS = ("train",)  # python -m vgg_lib.<command>
 ALLOWED = {
@@ -44,12 +45,14 @@ ALLOWED = {
     "training": {"architecture", "measure", "evaluation"},
     "experiments": {"architecture", "measure", "evaluation", "training"},
     "inspection": {"architecture", "measure"},
-    "exercises": {"architecture", "measure", "evaluation", "training", "experiments", "inspection"},
+    "transfer": {"architecture", "measure", "evaluation", "training", "experiments", "inspection"},
+    "exercises": {"architecture", "measure", "evaluation", "training", "experiments", "inspection",
+                  "transfer"},
     "teaching": {"architecture", "measure", "evaluation", "training", "experiments", "inspection",
-                 "exercises"},
+                 "transfer", "exercises"},
     "helper": set(),
     "face": {"architecture", "measure", "evaluation", "training", "experiments", "inspection",
-             "exercises"},
+             "transfer", "exercises"},
     "command": {"architecture", "measure", "evaluation", "training", "experiments", "inspection"},
 }
 MAX_LINES = 420

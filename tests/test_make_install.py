@@ -71,9 +71,10 @@ def test_no_python_at_all_gets_the_same_line(tmp_path):
 def test_a_fresh_machine_gets_a_venv_and_everything_installed_into_it(tmp_path):
     venv = tmp_path / "venv"
     plan = make("-n", "install", f"PYTHON={sys.executable}", f"VENV={venv}").stdout
-    assert f"{sys.executable} -m venv {venv}" in plan
+    assert f"{sys.executable} -m venv --system-site-packages --without-pip {venv}" in plan
     assert f"{venv}/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt" in plan
-    assert f"{venv}/bin/python -m pip install -q --disable-pip-version-check --no-deps -e ." in plan
+    assert (f"{venv}/bin/python -m pip install -q --disable-pip-version-check --no-deps "
+            f"$({venv}/bin/python -c 'import setuptools' 2>/dev/null && echo --no-build-isolation) -e .") in plan
     assert " pip install" not in plan.replace(f"{venv}/bin/python -m pip install", "")  # no other pip
 
 

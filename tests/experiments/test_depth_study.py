@@ -27,3 +27,20 @@ def test_the_estimates_are_positive_and_refuse_unmeasured_widths():
     with pytest.raises(ValueError, match="width 0.125"):
         estimate_study_seconds(full["equal epochs"], 45_000, 5000, 10_000, rates=QUICK_RATES)
     assert estimate_study_seconds(full["equal epochs"], 45_000, 5000, 10_000, "t4") > 0
+
+
+def test_the_shipped_gpu_records_are_the_full_plan_s_runs_and_read_back_as_results():
+    """results/gpu-2026-12-04/records.jsonl (the full profile on an H200) reads back as study
+    results whose names are runs of the full plan, every one with a test accuracy."""
+    from vgg_lib.experiments.depth_study import DEPTH_STUDY_CONFIGS, FULL_PROFILE_RECORDS
+    from vgg_lib.experiments.studies import recorded_results, summarise_study
+
+    results = recorded_results(FULL_PROFILE_RECORDS)
+    plan = depth_study_plan(DEPTH_STUDY["full"], 45_000)
+    planned = {run.name for view in plan.values() for run in view}
+    study = [r for r in results if r.label in DEPTH_STUDY_CONFIGS]
+    assert study and {r.name for r in study} <= planned
+    assert all(r.reused and r.record.precision == "bf16" and 0.1 < r.test_accuracy < 1 for r in study)
+    epoch_names = {run.name for run in plan["equal epochs"]}
+    rows = summarise_study([r for r in study if r.name in epoch_names], list(DEPTH_STUDY_CONFIGS))
+    assert [len(row.test) for row in rows] == [3] * len(DEPTH_STUDY_CONFIGS)

@@ -121,3 +121,19 @@ def test_a_diverged_run_is_stored_as_json_without_nan(tmp_path):
     path = write_record(tmp_path / "diverged.json", record)
     stored = read_record(path)
     assert stored.history["steps"][-1] is None and stored.metrics["diverged"] is True
+
+
+def test_a_records_file_reads_line_by_line_and_names_a_bad_line(trained, tmp_path):
+    from vgg_lib.experiments.runs import read_records
+
+    record = trained[1]
+    path = tmp_path / "records.jsonl"
+    line = json.dumps(record.to_dict())
+    path.write_text(line + "\n\n" + line + "\n", encoding="utf-8")
+    assert [r.seed for r in read_records(path)] == [record.seed, record.seed]
+    path.write_text(line + "\n" + line[: len(line) // 2] + "\n", encoding="utf-8")
+    with pytest.raises(RecordError, match=r"records.jsonl, line 2: .*Copy .* again"):
+        read_records(path)
+    path.write_text('{"format": "something else"}\n', encoding="utf-8")
+    with pytest.raises(RecordError, match="line 1: not a run record of format"):
+        read_records(path)

@@ -19,6 +19,7 @@ from vgg_lib.exercises import checking, get_exercise, registry
 from vgg_lib.teaching import answer_leaks, student_copy
 from vgg_lib.teaching.notebooks import find_root, toc_notebooks
 from vgg_lib.teaching.submissions import chapters_from
+from support import exercises_registered
 
 ROOT = find_root(Path(__file__).parent)
 CHAPTERS = toc_notebooks(ROOT)
@@ -123,10 +124,8 @@ READ_OFF = (exercises.Exercise(id="test/leak-read-off", expected=lambda: 123456,
 
 @pytest.fixture
 def synthetic_exercises():
-    exercises.register(*READ_OFF)
-    yield
-    for exercise in READ_OFF:
-        registry._REGISTRY.pop(exercise.id, None)
+    with exercises_registered(*READ_OFF):
+        yield
 
 
 def test_kept_outputs_leave_out_answers_but_not_those_to_read_off(synthetic_exercises):

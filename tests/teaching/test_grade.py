@@ -12,8 +12,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from vgg_lib import exercises as checks
-from vgg_lib.exercises import registry
 from vgg_lib.teaching import grade, jobs, sandbox, submissions
+from support import exercises_registered
 
 # The strongest sandbox here; these tests are about grading, tests/teaching/ about the sandboxes.
 MODE = next(m for m in ("bwrap", "user", "none") if jobs.sandbox_problem(m) is None)
@@ -36,10 +36,8 @@ TEST_EXERCISES = (checks.Exercise(id="test/g-count", expected=lambda: 6 * 7, kin
 @pytest.fixture(scope="module", autouse=True)
 def registered():
     """The test exercises in the grader's registry (removed afterwards)."""
-    checks.register(*TEST_EXERCISES)
-    yield
-    for exercise in TEST_EXERCISES:
-        registry._REGISTRY.pop(exercise.id, None)
+    with exercises_registered(*TEST_EXERCISES):
+        yield
 
 
 def reference_notebook(folder):

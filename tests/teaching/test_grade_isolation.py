@@ -21,6 +21,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from vgg_lib import exercises as checks
 from vgg_lib.exercises import checking, registry
 from vgg_lib.teaching import grade, jobs, sandbox, submissions
+from support import exercises_registered
 
 SETUP = """from vgg_lib.exercises import Exercise, check, register
 register(Exercise(id="test/h-count", expected=lambda: 6 * 7, kind="integer", hint="Multiply."),
@@ -33,10 +34,8 @@ MARKER = "vgg-grade-escapee-"  # in the command line of every process a hostile 
 
 @pytest.fixture(scope="module", autouse=True)
 def registered():
-    checks.register(*TEST_EXERCISES)
-    yield
-    for exercise in TEST_EXERCISES:
-        registry._REGISTRY.pop(exercise.id, None)
+    with exercises_registered(*TEST_EXERCISES):
+        yield
 
 
 def _notebook(*cells):

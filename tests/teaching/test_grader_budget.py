@@ -9,8 +9,9 @@ import time
 import pytest
 
 from vgg_lib import exercises
-from vgg_lib.exercises import checking, registry
+from vgg_lib.exercises import checking
 from vgg_lib.teaching import submissions
+from support import exercises_registered
 
 ATTACK = "(" + "9" * 190 + "**64)**64"  # 0.15 s of the grader's CPU each, before the bound
 EXERCISE = exercises.Exercise(id="test/b-count", expected=lambda: 6 * 7, kind="integer", hint="Multiply.")
@@ -18,9 +19,8 @@ EXERCISE = exercises.Exercise(id="test/b-count", expected=lambda: 6 * 7, kind="i
 
 @pytest.fixture(autouse=True)
 def registered():
-    exercises.register(EXERCISE)
-    yield
-    registry._REGISTRY.pop(EXERCISE.id, None)
+    with exercises_registered(EXERCISE):
+        yield
 
 
 def _records(answer, count):

@@ -4,6 +4,8 @@ and the plan of its runs in two budget views (equal epochs, equal compute). The 
 go through the study engine, ``vgg_lib.experiments.studies``.
 """
 
+from pathlib import Path
+
 from ..architecture.model import ModelSpec
 from ..training.recipe import TrainConfig
 from .settings import Experiment
@@ -56,6 +58,11 @@ DEPTH_STUDY = {
                                           crop_padding=4)),
 }
 VIEWS = ("equal epochs", "equal compute")
+# The full profile's runs as recorded on one NVIDIA H200 (bf16 autocast, torch 2.11) on 2026-12-04
+# by benchmarks/full_profile_gpu.py, in two calls of one session's 15 minutes of GPU time; shipped
+# with the repository (results/gpu-2026-12-04/README.md says what ran and what did not fit). An
+# installation without the repository (pip, Colab) does not have the file.
+FULL_PROFILE_RECORDS = Path(__file__).resolve().parents[2] / "results" / "gpu-2026-12-04" / "records.jsonl"
 # The quick study's peak learning rate, chosen before the study on the validation split only:
 # configurations A, D and E, the quick settings above otherwise, seeds 0 and 1; (lr, config,
 # final validation accuracy per seed). The highest mean over all six runs wins (0.1: 50.0%,

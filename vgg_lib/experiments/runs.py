@@ -201,6 +201,27 @@ def read_record(path):
     return record
 
 
+def read_records(path):
+    """The ``RunRecord``s of a records file, one JSON record per line (as a session on another
+    machine writes them: benchmarks/full_profile_gpu.py); ``RecordError`` naming the file, the
+    line and the fix when a line is not a complete run record."""
+    path = Path(path)
+    fix = f"Copy {path} again from the repository (or from the session that wrote it)."
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values = json.loads(line)
+            if not isinstance(values, dict) or values.get("format") != FORMAT:
+                raise ValueError(f"not a run record of format {FORMAT!r}")
+            record = RunRecord.from_dict(values)
+        except (ValueError, TypeError) as error:
+            raise RecordError(f"{path}, line {number}: {error}. {fix}") from error
+        records.append(record)
+    return records
+
+
 def differences(stored, wanted, prefix=""):
     """Every field (dotted, e.g. "recipe.lr") in which two identities differ, with both values."""
     found = []

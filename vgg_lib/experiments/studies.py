@@ -35,7 +35,7 @@ from ..training.profiles import estimate_seconds, forward_macs
 from ..training.recipe import TrainConfig
 from ..training.reproducibility import seed_everything
 from .runs import (NAME, Stopwatch, check_record, final_metrics, identity, make_record, read_record,
-                   record_path, write_record)
+                   read_records, record_path, write_record)
 from .statistics import mean_std, plus_minus, welch
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,+_-]*")  # a table row's label: "A", "batch norm"
@@ -160,6 +160,18 @@ def relabel(results, prefix):
     """The same results under labels with ``prefix`` in front ("A, " + "plain"), for tables and
     plots that put the runs of several studies side by side."""
     return [replace(r, run=replace(r.run, label=f"{prefix}{r.run.label}")) for r in results]
+
+
+def recorded_results(path):
+    """The runs of a records file (``runs.read_records``) as ``RunResult``s, for
+    ``summarise_study`` and the tables: runs made elsewhere, read rather than trained."""
+    results = []
+    for record in read_records(path):
+        run_identity = record.identity
+        run = StudyRun(run_identity["label"], ModelSpec.from_dict(run_identity["spec"]),
+                       TrainConfig.from_dict(run_identity["recipe"]), run_identity["train_images"])
+        results.append(RunResult(run, record.restored_history(), record, reused=True))
+    return results
 
 
 def study_folder(name):

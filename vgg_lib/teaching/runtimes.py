@@ -53,8 +53,10 @@ def band(seconds):
 
 
 def trains(nb):
-    """Whether a chapter trains a network (calls vgg_lib's fit, or run_study, which calls it)."""
-    return any(cell.cell_type == "code" and ("fit(" in cell.source or "run_study(" in cell.source)
+    """Whether a chapter trains a network (calls vgg_lib's fit, or run_study or
+    run_transfer_study, which call it)."""
+    return any(cell.cell_type == "code" and any(call in cell.source for call in
+                                                ("fit(", "run_study(", "run_transfer_study("))
                for cell in nb.cells)
 
 
