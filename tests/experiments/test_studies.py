@@ -175,3 +175,22 @@ def test_an_explicit_precision_must_be_the_record_s(tmp_path):
     assert run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False)[0].reused  # "auto": any
     with pytest.raises(RecordError, match="precision: stored 'fp32' vs now 'bf16'"):
         run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False, precision="bf16")
+
+
+def test_studies_store_the_end_of_epoch_fit(tmp_path):
+    data = random_data()
+    spec = TINY.replace(shortcuts="identity")
+    run = StudyRun("A-res", spec, RECIPE, train_eval_images=40)
+    (result,) = run_study([run], data, tmp_path, progress=False, precision="fp32")
+    assert len(result.train_eval_loss) == RECIPE.epochs
+    (reused,) = run_study([run], data, tmp_path, progress=False, precision="fp32")
+    assert reused.reused and reused.train_eval_accuracy == result.train_eval_accuracy
+    stored = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert stored["identity"]["train_eval_images"] == 40
+    # a run without them keeps the identity it had before the option existed, and has none
+    (without,) = run_study([StudyRun("A-res", spec, RECIPE)], data, None, progress=False,
+                           precision="fp32")
+    assert without.train_eval_loss is None
+    assert "train_eval_images" not in studies._identity(without.run, spec, data)
+    with pytest.raises(TypeError, match="train_eval_images"):
+        run_study([without.run], data, tmp_path / "other", progress=False, train_eval_images=40)

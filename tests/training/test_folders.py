@@ -10,6 +10,7 @@ from vgg_lib import TrainConfig, fit, load_image_folder
 from vgg_lib.evaluation.engine import evaluate_protocols
 from vgg_lib.evaluation.protocols import centre_crop, dense
 from vgg_lib.training.folders import GlobalBatches, evaluation_transform, train_transform
+from vgg_lib.training.loop import train_eval_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -67,3 +68,9 @@ def test_one_protocol_engine_for_tensors_and_folders(tmp_path):
     assert all(0 <= r.accuracy <= 1 and r.macs > 0 for r in on_tensors.values())
     with pytest.raises(ValueError, match="splits 'train' and 'val'"):
         evaluate_protocols(model, data, protocols, split="test", workers=0, progress=False)
+
+
+def test_the_end_of_epoch_fit_is_refused_for_folders_with_the_way_out(tmp_path):
+    data = load_image_folder(make_folder(tmp_path / "f", classes=2, train=2, val=1))
+    with pytest.raises(ValueError, match="CIFAR's tensors .* leave it None for a folder"):
+        train_eval_data(data, 2)

@@ -8,11 +8,13 @@ from torch import nn
 
 from support import SETTINGS, colour_data, same_weights, tiny_model
 from vgg_lib import device as device_module
+from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.device import resolve_precision
 from vgg_lib.evaluation.engine import evaluate
 from vgg_lib.training.data import CIFAR10Data
 from vgg_lib.training.history import History
-from vgg_lib.training.loop import fit, lr_factor
+from vgg_lib.training.loop import fit, lr_factor, train_eval_data
+from vgg_lib.training.reproducibility import seed_everything
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -271,3 +273,42 @@ def test_batches_keep_their_labels_through_indexing_and_augmentation():
                   channels_last=False)
     assert [e["train_accuracy"] for e in history.epochs] == [1.0, 1.0]
     assert history.final_test_accuracy == 1.0
+
+
+# --- the end-of-epoch fit: train_eval_images (chapter 10) --------------------------------------
+
+def _residual_run(data, **options):
+    seed_everything(0)
+    model = ModelSpec(config="A", batch_norm=True, width=0.0625, head="compact", num_classes=10,
+                      shortcuts="identity").build()
+    history = fit(model, data, epochs=2, batch_size=32, lr=0.05, progress=False, precision="fp32",
+                  **options)
+    return model, history
+
+
+def test_train_eval_changes_nothing_the_run_computes_and_measures_the_end_of_each_epoch():
+    data = colour_data()
+    plain_model, plain_history = _residual_run(data)
+    model, history = _residual_run(data, train_eval_images=36)
+    assert same_weights(plain_model, model)
+    assert plain_history.steps == history.steps
+    assert all("train_eval_loss" not in e for e in plain_history.epochs)
+    # the last epoch's figures are those of the finished model, evaluated on the same images
+    loss, accuracy = evaluate(model, train_eval_data(data, 36), "train", precision="fp32")
+    last = history.epochs[-1]
+    assert (last["train_eval_loss"], last["train_eval_accuracy"]) == pytest.approx((loss, accuracy))
+    assert len({e["train_eval_loss"] for e in history.epochs}) == 2
+
+
+def test_train_eval_images_are_fixed_and_class_balanced():
+    data = colour_data()
+    chosen = train_eval_data(data, 36)
+    assert torch.equal(chosen.x_train, train_eval_data(data, 36).x_train)
+    assert torch.bincount(chosen.y_train, minlength=9).tolist() == [4] * 9  # 9 classes here
+
+
+@pytest.mark.parametrize("bad, message", [(0, "whole number >= 1"), (2.5, "whole number >= 1"),
+                                          (97, "at most that many")])
+def test_bad_train_eval_images_are_refused_before_training(bad, message):
+    with pytest.raises(ValueError, match=message):
+        fit(tiny_model(), colour_data(), epochs=1, progress=False, train_eval_images=bad)

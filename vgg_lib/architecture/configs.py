@@ -14,8 +14,9 @@ is the one place that reads this grammar.
 configurations" loops over it. ``CONTROLS`` holds networks the paper trains as controls but does
 not list in Table 1, built from the same grammar: "B-5x5", the shallow net of Section 4.1, is B
 with each pair of 3x3 convolutions replaced by one 5x5 convolution (``merge_3x3_pairs``).
-``get_config`` and everything built on it (``ModelSpec``, the counters, the receptive fields)
-accept both.
+``DEEPER`` holds columns deeper than E, made by the same grammar (``repeat_3x3``) for the chapter
+on residual networks. ``get_config`` and everything built on it (``ModelSpec``, the counters,
+the receptive fields) accept all three.
 """
 
 from dataclasses import dataclass
@@ -69,6 +70,47 @@ CONTROLS = {
     "B-5x5": merge_3x3_pairs(CONFIGS["B"]),  # Section 4.1: "7% higher" top-1 error than B
 }
 
+
+def repeat_3x3(config, per_block):
+    """``config`` with block ``b`` (everything up to its ``b``-th max-pooling) holding
+    ``per_block[b]`` 3x3 convolutions, all with the block's last width: the paper's way of going
+    deeper (A to E adds 3x3 layers inside blocks 3 to 5), carried further.
+    ``repeat_3x3(CONFIGS["E"], (2, 2, 8, 8, 8))`` is E with 8 convolutions in each of blocks 3-5.
+    Only blocks of 3x3 convolutions (ints) and "M" are read: A-LRN and C are errors."""
+    blocks, current = [], []
+    for item in config:
+        if item == "M":
+            blocks.append(current)
+            current = []
+        elif isinstance(item, int) and not isinstance(item, bool):
+            current.append(item)
+        else:
+            raise ValueError(f"repeat_3x3 reads 3x3 convolutions (ints) and 'M' only, not "
+                             f"{item!r}: give it a configuration such as A, B, D or E.")
+    if current:
+        blocks.append(current)
+    counts = list(per_block)
+    if len(counts) != len(blocks) or not all(isinstance(n, int) and n >= 1 for n in counts):
+        raise ValueError(f"per_block={per_block!r}: give one count >= 1 for each of the "
+                         f"{len(blocks)} blocks of {config!r}.")
+    deeper = []
+    for width, count in zip((block[-1] for block in blocks), counts):
+        deeper.extend([width] * count)
+        deeper.append("M")
+    return deeper if config[-1] == "M" else deeper[:-1]
+
+
+# Deeper columns than E from the same grammar (chapter 10, notebooks/10_residual_networks.ipynb):
+# E with 6 and 8 3x3 convolutions in each of blocks 3-5 (25 and 31 weight layers as the paper
+# counts, three fully connected layers included). Not in CONFIGS: Table 1 stops at E.
+DEEPER = {
+    "E-6": repeat_3x3(CONFIGS["E"], (2, 2, 6, 6, 6)),
+    "E-8": repeat_3x3(CONFIGS["E"], (2, 2, 8, 8, 8)),
+}
+
+# Every named configuration: Table 1's columns, the controls, the deeper columns.
+NAMED = {**CONFIGS, **CONTROLS, **DEEPER}
+
 # The paper's Table 2: "Number of parameters (in millions)".
 PAPER_PARAMETERS_MILLIONS = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
 
@@ -83,20 +125,20 @@ TORCHVISION_NAMES = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
 def canonical_name(name):
     """The name as ``CONFIGS`` or ``CONTROLS`` spells it ("d" -> "D", "b-5X5" -> "B-5x5")."""
     key = str(name).strip().upper()
-    for known in (*CONFIGS, *CONTROLS):
+    for known in NAMED:
         if known.upper() == key:
             return known
     raise ValueError(
         f"Unknown VGG configuration {name!r}. Choose one of the paper's Table 1 columns: "
-        f"{', '.join(CONFIGS)} (or a control: {', '.join(CONTROLS)})."
+        f"{', '.join(CONFIGS)} (or a control: {', '.join(CONTROLS)}; or a deeper column: "
+        f"{', '.join(DEEPER)})."
     )
 
 
 def get_config(name):
-    """Return the layer list of configuration ``name`` ("A", "A-LRN", "B", "C", "D" or "E", or a
-    control such as "B-5x5")."""
-    key = canonical_name(name)
-    return list(CONFIGS[key] if key in CONFIGS else CONTROLS[key])
+    """Return the layer list of configuration ``name`` ("A", "A-LRN", "B", "C", "D" or "E", a
+    control such as "B-5x5", or a deeper column such as "E-8")."""
+    return list(NAMED[canonical_name(name)])
 
 
 @dataclass(frozen=True)

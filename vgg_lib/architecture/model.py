@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .configs import CONFIGS, CONTROLS, LRN_SETTINGS, canonical_name, parse_config, weight_layer_count
+from .residual import SHORTCUTS, with_shortcuts
 
 HEADS = ("imagenet", "compact", "fc-2x2")
 
@@ -47,6 +48,10 @@ class ModelSpec:
     in_channels: int = field(default=3, metadata=dict(
         help="channels of the input images (set from the data by the training command)",
         command_line=False))
+    shortcuts: str = field(default="none", metadata=dict(
+        help="identity: a residual VGG (architecture/residual.py: identity shortcuts over pairs "
+             "of 3x3 convolutions, 1x1 projections where the width changes, chapter 10)",
+        choices=SHORTCUTS))
 
     def __post_init__(self):
         # the name as configs.py spells it; a clear error for an unknown configuration
@@ -60,6 +65,9 @@ class ModelSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r}: use a positive whole number.")
+        if self.shortcuts not in SHORTCUTS:
+            raise ValueError(f"Unknown shortcuts {self.shortcuts!r}. Choose one of: "
+                             f"{', '.join(SHORTCUTS)}.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout!r}: use a probability in [0, 1).")
 
@@ -73,11 +81,15 @@ class ModelSpec:
     def describe(self):
         """One line: "VGG-11-BN (configuration A, width 0.25, compact head)"."""
         width = f"width {self.width:g}" if self.width != 1 else "full width"
+        residual = ", identity shortcuts" if self.shortcuts != "none" else ""
         return (f"VGG-{weight_layer_count(self.config)}{'-BN' if self.batch_norm else ''} "
-                f"(configuration {self.config}, {width}, {self.head} head)")
+                f"(configuration {self.config}, {width}, {self.head} head{residual})")
 
     def to_dict(self):
-        return asdict(self)
+        values = asdict(self)
+        if values["shortcuts"] == "none":  # a plain network's settings read as before shortcuts
+            del values["shortcuts"]        # existed: stored checkpoints and runs still match
+        return values
 
     @classmethod
     def from_dict(cls, values):
@@ -93,11 +105,13 @@ class ModelSpec:
 
 
 class VGG(nn.Module):
-    def __init__(self, features, avgpool, classifier, config=None, spec=None):
+    def __init__(self, features, avgpool, classifier, config=None, spec=None, shortcuts=None):
         super().__init__()
         self.features = features
         self.avgpool = avgpool
         self.classifier = classifier
+        if shortcuts is not None:  # a residual VGG's projections (residual.py); after the head
+            self.shortcuts = shortcuts
         self.config = config
         self.spec = spec  # the ModelSpec it was built from (None for a hand-assembled VGG)
         # each 2x2 max-pooling halves the image: the smallest input leaves a 1x1 map
@@ -318,14 +332,17 @@ def build(spec, init_weights=True):
     feature_channels = [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
     avgpool, classifier = make_head(spec.head, feature_channels, spec.num_classes, spec.width,
                                     spec.dropout)
-    model = VGG(features, avgpool, classifier, config=spec.config, spec=spec)
+    shortcuts = None
+    if spec.shortcuts != "none":
+        features, shortcuts = with_shortcuts(features, batch_norm=spec.batch_norm)
+    model = VGG(features, avgpool, classifier, config=spec.config, spec=spec, shortcuts=shortcuts)
     if init_weights:
         initialise_weights(model)
     return model
 
 
 def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1.0,
-        dropout=0.5, in_channels=3, init_weights=True):
+        dropout=0.5, in_channels=3, init_weights=True, shortcuts="none"):
     """Build configuration ``config`` ("A", "A-LRN", "B", "C", "D" or "E") of the paper.
 
     ``head="imagenet"`` is the paper's classifier (use it with 224x224 inputs);
@@ -333,14 +350,15 @@ def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1
     ``head="fc-2x2"`` drops the last max-pool and puts the paper's three FC layers on the 2x2
     map a 32x32 image leaves (the CIFAR analogue of the 7x7 map, for dense evaluation).
     ``width`` scales every layer's channels (0.25 gives a quarter-width model for CPU runs).
+    ``shortcuts="identity"`` builds the residual version (``architecture/residual.py``).
     Any input of at least 32x32 pixels works: the pooling before the head is adaptive.
     ``config`` may also be a ``ModelSpec`` (then the other settings must stay at their defaults).
     """
     if isinstance(config, ModelSpec):
         given = dict(batch_norm=batch_norm, num_classes=num_classes, head=head, width=width,
-                     dropout=dropout, in_channels=in_channels)
+                     dropout=dropout, in_channels=in_channels, shortcuts=shortcuts)
         defaults = dict(batch_norm=False, num_classes=1000, head="imagenet", width=1.0,
-                        dropout=0.5, in_channels=3)
+                        dropout=0.5, in_channels=3, shortcuts="none")
         changed = {k: v for k, v in given.items() if v != defaults[k]}
         if changed:
             settings = ", ".join(f"{k}={v!r}" for k, v in changed.items())
@@ -348,7 +366,8 @@ def vgg(config="D", batch_norm=False, num_classes=1000, head="imagenet", width=1
                             f"these would be ignored. Use vgg(spec.replace({settings})).")
         return build(config, init_weights=init_weights)
     spec = ModelSpec(config=config, batch_norm=batch_norm, width=width, head=head,
-                     num_classes=num_classes, dropout=dropout, in_channels=in_channels)
+                     num_classes=num_classes, dropout=dropout, in_channels=in_channels,
+                     shortcuts=shortcuts)
     return build(spec, init_weights=init_weights)
 
 

@@ -10,9 +10,9 @@ from .registry import Exercise, exercise_ids, get_exercise, register
 
 # The catalogue, one module per chapter, named like its notebook (NN_<name>.ipynb -> <name>.py).
 from . import (batch_norm, building_vgg, depth_study, layer_by_layer,  # noqa: E402,F401
-               receptive_fields, small_filters, test_protocol, training_cifar10,
-               transfer_features, visualising_vgg)
+               receptive_fields, residual_networks, small_filters, test_protocol,
+               training_cifar10, transfer_features, visualising_vgg)
 
 CHAPTER_MODULES = ("building_vgg", "receptive_fields", "small_filters", "layer_by_layer",
                    "training_cifar10", "batch_norm", "visualising_vgg", "depth_study",
-                   "test_protocol", "transfer_features")
+                   "test_protocol", "residual_networks", "transfer_features")

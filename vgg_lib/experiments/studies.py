@@ -40,7 +40,8 @@ from .statistics import mean_std, plus_minus, welch
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,+_-]*")  # a table row's label: "A", "batch norm"
 # fit's options that decide where a run is stored or how it is reported: the study sets them.
-_STUDY_OWNS = ("checkpoint_path", "resume", "progress", "step_callback", "max_steps", "test")
+_STUDY_OWNS = ("checkpoint_path", "resume", "progress", "step_callback", "max_steps", "test",
+               "train_eval_images")
 
 
 # --- what to run ------------------------------------------------------------------------------
@@ -59,6 +60,8 @@ class StudyRun:
                                # starts a ModelSpec does not describe (another initialisation,
                                # weights copied from a trained network); the label names it
     probe_steps: tuple = field(default=None, compare=False)  # record a TrainingProbe at these steps
+    train_eval_images: int = None  # fit's train_eval_images: training images evaluated in eval
+                                   # mode after every epoch (None: none)
 
     def __post_init__(self):
         if not isinstance(self.spec, ModelSpec) and not (self.spec is None and callable(self.build)):
@@ -138,6 +141,13 @@ class RunResult:
     parameters = property(lambda self: self.metrics["parameters"])
     macs = property(lambda self: self.metrics["macs"])
     train_seconds = property(lambda self: self.metrics["train_seconds"])
+    # after each epoch, in eval mode, on the run's train_eval_images (None when it has none)
+    train_eval_loss = property(lambda self: self._per_epoch("train_eval_loss"))
+    train_eval_accuracy = property(lambda self: self._per_epoch("train_eval_accuracy"))
+
+    def _per_epoch(self, key):
+        values = [epoch.get(key) for epoch in self.history.epochs]
+        return None if not values or values[0] is None else values
     seconds = property(lambda self: self.record.seconds)
 
     @property
@@ -220,7 +230,7 @@ def run_study(runs, data, folder=None, *, progress=True, keep_models=False, log=
     plans = []
     for run in runs:
         run_data = training_subset(data, run.train_images)
-        wanted = identity(run.label, run.spec, run.recipe, run.train_images, run_data) if run.spec else None
+        wanted = _identity(run, run.spec, run_data) if run.spec else None
         path = None if folder is None else record_path(folder, run.name)
         stored = None
         if path is not None and path.exists():
@@ -269,11 +279,18 @@ def _train(run, run_data, bar, keep_models, fit_options):
 
     with Stopwatch() as watch, (probe if probe is not None else nullcontext()):
         history = fit(model, run_data, run.recipe, progress=False, step_callback=after_backward,
-                      **fit_options)
-    record = make_record(identity(run.label, spec, run.recipe, run.train_images, run_data), history,
+                      train_eval_images=run.train_eval_images, **fit_options)
+    record = make_record(_identity(run, spec, run_data), history,
                          seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=model,
                          images_seen=steps * batch, macs=forward_macs(spec))
     return RunResult(run, history, record, model if keep_models else None, probe)
+
+
+def _identity(run, spec, run_data):
+    """The run's record identity; ``train_eval_images`` only when set, so that the records of
+    runs without it read as before it existed."""
+    found = identity(run.label, spec, run.recipe, run.train_images, run_data)
+    return found if run.train_eval_images is None else dict(found, train_eval_images=run.train_eval_images)
 
 
 def estimate_study_seconds(runs, train_images, validation, test_images, hardware="t4", rates=None):

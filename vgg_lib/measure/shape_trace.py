@@ -174,8 +174,7 @@ def _build_trace(model, x, calls, spans, paths):
         return ids.setdefault(StorageWeakRef(tensor.untyped_storage()), len(ids))
 
     tensor_id(x)
-    linear_count = sum(isinstance(m, nn.Linear) for m in paths)
-    names = paper_names([module for module, _, _ in calls], linear_count)
+    names = layer_names(model, [module for module, _, _ in calls], paths)
     layers, row_of_call = [], []
     previous_shape, previous_id = tuple(x.shape[1:]), tensor_id(x)
     for name, (module, inp, out) in zip(names, calls):
@@ -205,6 +204,25 @@ def _build_trace(model, x, calls, spans, paths):
     holds = [(tensor_id(tensor), row_of_call[end - 1]) for tensor, start, end in spans]
     return ShapeTrace(layers, tuple(x.shape[1:]), x.element_size(),
                       model_name=getattr(model, "config", type(model).__name__), holds=holds)
+
+
+def _flat(module):
+    return isinstance(module, nn.Sequential) and all(next(m.children(), None) is None
+                                                     for m in module)
+
+
+def layer_names(model, modules, paths):
+    """The name of each traced call: the paper's (``conv3_2``, ``fc7``) for the layers of a VGG
+    (a model whose ``features`` is a flat ``nn.Sequential``, as ``vgg()`` and torchvision build
+    it) or of a flat ``nn.Sequential``; the module path for a residual VGG's shortcut
+    projections (``shortcuts.conv3_1.0``) and for every layer of any other network
+    (``layer1.0.conv1`` in a torchvision ResNet)."""
+    if not (_flat(getattr(model, "features", None)) or _flat(model)):
+        return [paths[module] for module in modules]
+    own = [module for module in modules if not paths[module].startswith("shortcuts.")]
+    linear_count = sum(isinstance(m, nn.Linear) for m in paths)
+    paper = dict(zip(map(id, own), paper_names(own, linear_count)))
+    return [paper.get(id(module), paths[module]) for module in modules]
 
 
 def format_shape(shape):

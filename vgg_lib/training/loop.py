@@ -25,6 +25,7 @@ from ..evaluation.engine import evaluate
 from ..evaluation.protocols import Protocol, centre_crop
 from .checkpoint import (check_checkpoint_folder, check_resumable, load_checkpoint,
                          read_checkpoint, save_checkpoint)
+from .data import training_subset
 from .history import History
 from .recipe import SCHEDULES, TrainConfig
 from .reproducibility import rng_states, seed_everything, set_rng_states
@@ -115,7 +116,7 @@ def check_fit_inputs(model, data, recipe, *, max_steps=None, eval_batch_size=512
 def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compile=False,
         checkpoint_path=None, resume=False, progress=True, max_steps=None, step_callback=None,
         eval_every_epoch=True, eval_batch_size=512, test=True, distributed=None, workers=4,
-        protocol=None, **recipe_changes):
+        protocol=None, train_eval_images=None, **recipe_changes):
     """Train ``model`` on ``data`` (a ``CIFAR10Data`` or a ``FolderData``) with ``recipe`` (a
     ``TrainConfig``; the default one when None) and return a ``History``. Keyword arguments
     named like the recipe's fields change them for this call: ``fit(model, data,
@@ -139,7 +140,13 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     epoch (``eval_every_epoch=False``: after the last one only), the test set once, when the run
     has finished (``history.test``); ``test=False`` leaves the test set alone, as tuning runs
     must. ``protocol``: how (default: the recipe's ``eval_scale``, ``crop`` and ``tta_flip``,
-    ``recipe_protocol``).
+    ``recipe_protocol``). ``train_eval_images=n`` (CIFAR's tensors): after every epoch also
+    evaluate ``n`` fixed training images (class-balanced, chosen with seed 0:
+    ``train_eval_data``), unaugmented, in eval mode and by the same protocol as the validation
+    split (``train_eval_loss``, ``train_eval_accuracy`` in each epoch's record): how well the
+    network fits its training data at the end of the epoch, unlike ``train_loss``, the running
+    average over an epoch of moving weights and augmented batches. It changes nothing the run
+    computes.
 
     A non-finite loss ends the run: ``history.diverged`` is True and ``history.status`` says
     "diverged at step N".
@@ -157,6 +164,7 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         raise ValueError("resume=True needs a checkpoint_path to resume from.")
     if checkpoint_path is not None:
         check_checkpoint_folder(checkpoint_path)
+    train_eval = None if train_eval_images is None else train_eval_data(data, train_eval_images)
     device = torch.device(data.device)
     model.to(device)
     precision = resolve_precision(precision, device)
@@ -253,6 +261,11 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
             # Per epoch the model is evaluated on the validation split only, never on the test set.
             if data.split_size("val") and (eval_every_epoch or (complete and epoch + 1 == epochs)):
                 record["val_loss"], record["val_accuracy"] = validate(split="val")
+            if train_eval is not None:  # the end-of-epoch fit, measured like validation
+                record["train_eval_loss"], record["train_eval_accuracy"] = evaluate(
+                    model, train_eval, "train", protocol=protocol, batch_size=eval_batch_size,
+                    precision=precision, channels_last=channels_last, workers=workers,
+                    distributed=distributed)
             history.epochs.append(record)
             if bar is not None:
                 checked = record["val_accuracy"]
@@ -284,6 +297,21 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         if bar is not None:
             bar.close()
     return history
+
+
+def train_eval_data(data, images):
+    """The fixed training images ``fit(..., train_eval_images=images)`` evaluates after every
+    epoch, as a data object whose training split they are: ``images`` of them, class-balanced,
+    chosen with seed 0 (the same for every run on the same data; ``training_subset``)."""
+    if not isinstance(images, numbers.Integral) or isinstance(images, bool) or images < 1:
+        raise ValueError(f"train_eval_images={images!r}: use a whole number >= 1 (or None).")
+    if not hasattr(data, "x_train"):
+        raise ValueError(f"train_eval_images works on CIFAR's tensors (a CIFAR10Data), not on a "
+                         f"{type(data).__name__}: leave it None for a folder of images.")
+    if images > data.train_images:
+        raise ValueError(f"train_eval_images={images:,} but the data has {data.train_images:,} "
+                         "training images: ask for at most that many.")
+    return training_subset(data, images, seed=0)
 
 
 def make_train_step(training_model, model, recipe, optimizer, scheduler, scaler, device, precision,

@@ -136,7 +136,7 @@ class TrainConfig:
                             f"{', '.join(self.field_names())}; fit also takes precision, "
                             "channels_last, compile, checkpoint_path, resume, progress, max_steps, "
                             "step_callback, eval_every_epoch, eval_batch_size, test, distributed, "
-                            "workers and protocol.")
+                            "workers, protocol and train_eval_images.")
         return replace(self, **changes) if changes else self
 
     def differences(self, other):
