@@ -13,7 +13,7 @@
 * ``transfer`` (chapter 11) imports every part above it: ``architecture`` to ``inspection``;
 * ``exercises`` may import every part but ``teaching``; ``teaching`` may import everything;
   nothing imports ``teaching``;
-* the top-level helpers (``device``, ``tables``, ``atomic_write``) import no part, and every
+* the top-level helpers (``device``, ``tables``, ``atomic_write``, ``glue``) import no part, and every
   part may import them; ``vgg_lib/__init__.py`` (the students' face) imports no ``teaching``;
 * the top-level commands (``train``: ``python -m vgg_lib.train``) may import every part but
   ``exercises`` and ``teaching``; nothing imports a command;
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "vgg_lib"
 PARTS = ("architecture", "measure", "evaluation", "training", "experiments", "inspection",
          "transfer", "exercises", "teaching")
-HELPERS = ("device", "tables", "atomic_write")
+HELPERS = ("device", "tables", "atomic_write", "glue")
 COMMANDS = ("train",)  # python -m vgg_lib.<command>
 ALLOWED = {
     "architecture": set(),

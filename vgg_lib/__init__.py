@@ -28,6 +28,7 @@ from .measure.counting import config_costs, costs, count_parameters, layer_table
 from .measure.gradient_footprint import gradient_footprint
 from .measure.receptive_field import receptive_field, receptive_fields
 from .measure.shape_trace import shape_walk, trace_shapes
+from .glue import glue
 from .tables import text_table
 from .training.augment import random_crop_flip, random_scale_crop_flip
 from .training.checkpoint import (default_checkpoint_dir, keep_checkpoints_on_drive,
