@@ -66,23 +66,34 @@ def machine():
 
 
 def cpu_has_native_bf16():
-    """True when bf16 training beats fp32 on this CPU: AMX on x86 (``amx_bf16``), BF16 on Arm.
+    """True where the CPU reports native bf16 instructions: AMX on x86 (the ``amx_bf16`` flag) or
+    BF16 on Arm (``bf16``). These are the CPUs on which ``resolve_precision("auto", "cpu")``
+    picks bf16; the function reads the flags, it does not time anything.
 
-    Without native bf16, PyTorch emulates it: on this book's AVX2 test machine (AMD EPYC, 2
-    cores) a training step of a quarter-width VGG-16-BN ran at 56 images/s under bf16 autocast
-    against 620 images/s in fp32. AVX512-BF16 alone (``avx512_bf16`` without AMX) is not
-    enough: on a 2-core Intel Xeon with it, bf16 autocast trained VGG-16-BN at widths 1/4, 1/2
-    and 1 at 759/173/64 images/s against 869/236/75 in fp32 (5 steps of batch 64 each, side by
-    side; 13-32% slower over two passes), the quick profile's loop at 1,489 against 1,714, and
-    a 2048x2048 bf16 matmul ran at 49-73% of the fp32 rate (benchmarks/training_speed.py)."""
+    Why those flags: without native bf16, PyTorch emulates it: on this book's AVX2 test machine
+    (AMD EPYC, 2 cores) a training step of a quarter-width VGG-16-BN ran at 56 images/s under
+    bf16 autocast against 620 images/s in fp32. AVX512-BF16 alone (``avx512_bf16`` without AMX)
+    was not enough: on a 2-core Intel Xeon with it, bf16 autocast trained VGG-16-BN at widths
+    1/4, 1/2 and 1 at 759/173/64 images/s against 869/236/75 in fp32 (5 steps of batch 64 each,
+    side by side; 13-32% slower over two passes), the quick profile's loop at 1,489 against
+    1,714, and a 2048x2048 bf16 matmul ran at 49-73% of the fp32 rate
+    (benchmarks/training_speed.py). With AMX, bf16 was the faster one: on the book's 2-core
+    Intel Xeon with ``amx_bf16`` (torch 2.14, one thread, 2026-12-04), a training step of
+    VGG-16-BN (compact head, batch 64, channels-last) ran at 1,114-1,210 against 714-719
+    images per CPU-second at width 1/4 and 421-428 against 202-211 at width 1/2, and a
+    2048x2048 matmul at 941-992 against 161 GFLOP per CPU-second (two passes each, 5 timed
+    steps or products after 2 untimed; a one-off timing on a quiet machine, not a benchmark
+    script). Arm's
+    ``bf16`` is chosen on the same reasoning, not measured here."""
     flags = cpu_flags()
     return bool({"amx_bf16", "bf16"} & flags)
 
 
 def resolve_precision(precision, device):
     """Turn "auto" into what runs fastest on ``device``: bf16 on GPUs that support it, fp16
-    (with loss scaling) on older GPUs such as the T4, bf16 on CPUs where it is faster
-    (``cpu_has_native_bf16``: AMX), else fp32: emulated bf16 is many times slower than fp32.
+    (with loss scaling) on older GPUs such as the T4, bf16 on CPUs whose flags show native bf16
+    (``cpu_has_native_bf16``: AMX on x86, BF16 on Arm), else fp32 (emulated bf16 is many times
+    slower than fp32, and AVX512-BF16 without AMX was still slower), fp32 on MPS.
     The environment variable VGG_PRECISION, where set, replaces that choice."""
     device = torch.device(device)
     if precision not in PRECISIONS:
