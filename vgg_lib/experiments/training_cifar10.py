@@ -6,8 +6,9 @@ themselves are the training command's too, so they stay in ``vgg_lib.training.pr
 # TTA, batch 128.
 # Tuned on the validation split with benchmarks/tune_quick_profile.py, three seeds per setting,
 # the test set never evaluated; all of CIFAR-10 offline (cifar10-full.npz); 2026-12-01, the
-# book's 2-core AMD EPYC (AVX2) machine, one thread per run beside other work (times are
-# therefore not quoted). Images x epochs: 70,000, then 140,000 (the chosen budget).
+# book's 2-core AMD EPYC (AVX2) machine, so in fp32 (no bf16 instructions there), one thread per
+# run beside other work (times are therefore not quoted). Typed in here from the script's output:
+# a record of runs made once, printed by chapter 5, not re-computed when the chapter executes. Images x epochs: 70,000, then 140,000 (the chosen budget).
 # Each row: (setting, training images, epochs, peak lr, crop padding, label smoothing,
 # final validation accuracy of seeds 0, 1, 2; the flip at test time then averaged the logits of
 # the image and its mirror image, today's vgg_lib averages their posteriors). The chapter prints them.
@@ -23,7 +24,7 @@ QUICK_TUNING = (
     ("baseline-pad0", 10_000, 7, 0.3, 0, 0.1, (0.7228, 0.7306, 0.7280)),
     ("baseline-pad4", 10_000, 7, 0.3, 4, 0.1, (0.6666, 0.6920, 0.6852)),
     ("baseline-smooth0.2", 10_000, 7, 0.3, 1, 0.2, (0.7124, 0.7214, 0.7136)),
-    # twice the images seen (140,000), which still trains in about a minute on two cores here
+    # twice the images seen (140,000); no times were recorded for any row (see above)
     ("14x10k-pad0", 10_000, 14, 0.3, 0, 0.1, (0.7460, 0.7544, 0.7462)),
     ("7x20k-pad0", 20_000, 7, 0.3, 0, 0.1, (0.7786, 0.7780, 0.7782)),
     ("5x28k-pad0", 28_000, 5, 0.3, 0, 0.1, (0.7746, 0.7806, 0.7890)),
