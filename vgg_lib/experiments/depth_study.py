@@ -67,7 +67,9 @@ FULL_PROFILE_RECORDS = Path(__file__).resolve().parents[2] / "results" / "gpu-20
 # configurations A, D and E, the quick settings above otherwise, seeds 0 and 1; (lr, config,
 # final validation accuracy per seed). The highest mean over all six runs wins (0.1: 50.0%,
 # 0.2: 49.3%, 0.3: 49.3%): close, and E gains the most from the lowest rate. 2026-12-01, the
-# book's 2-core machine, one thread per run beside other work (times therefore not quoted).
+# book's 2-core machine, one thread per run beside other work (times therefore not quoted);
+# precision "auto", not recorded (fp32 if it was the AMD EPYC (AVX2) of QUICK_RATES, below).
+# Typed in here from the runs' output: chapter 8 prints them, it does not re-make them.
 DEPTH_STUDY_LR_TUNING = (
     (0.1, "A", (0.5590, 0.5495)), (0.1, "D", (0.5085, 0.4795)), (0.1, "E", (0.4695, 0.4345)),
     (0.2, "A", (0.5740, 0.5520)), (0.2, "D", (0.4970, 0.4985)), (0.2, "E", (0.4310, 0.4070)),
