@@ -1,6 +1,7 @@
 """The quick profile's claim, measured: test accuracy and training time of three seeds.
 
-    python benchmarks/quick_profile.py            # seeds 0 1 2, the quick profile as the chapters run it
+    python benchmarks/quick_profile.py                    # seeds 0 1 2, the quick profile as the chapters run it
+    python benchmarks/quick_profile.py --precision fp32   # what a CPU without native bf16 runs
 
 Run it on a quiet machine (nothing else busy): the times are what the chapter's "≤ 60 s of
 training on 2 CPU cores" is about. Each run is the training chapter's: ``fit`` with the profile's
@@ -14,6 +15,7 @@ import statistics
 
 import torch
 
+from vgg_lib.device import PRECISIONS, resolve_precision
 from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.loop import fit
 from vgg_lib.training.profiles import get_profile
@@ -24,17 +26,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--profile", default="quick")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="fit's precision; 'auto' (the chapters' choice) is bf16 on CPUs with "
+                             "native bf16 (AMX), else fp32")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}\n{profile}")
     data = load_cifar10(**profile.data_kwargs())
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, precision {args.precision} "
+          f"({resolve_precision(args.precision, data.device)} here)\n{profile}")
     print(data)
     tests, times = [], []
     for seed in args.seeds:
         seed_everything(seed)
         model = profile.build_model()
-        history = fit(model, data, profile.recipe.replace(seed=seed), progress=False)
+        history = fit(model, data, profile.recipe.replace(seed=seed), precision=args.precision,
+                      progress=False)
         seconds = sum(e["seconds"] for e in history.epochs)
         tests.append(history.final_test_accuracy)
         times.append(seconds)
