@@ -16,6 +16,8 @@ import json
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ..experiments.runs import Stopwatch, find_record, identity, make_record, record_path, write_record
 from ..experiments.studies import study_folder as named_study_folder
 from ..training.checkpoint import load_model, save_checkpoint
@@ -187,8 +189,6 @@ def run_transfer_study(settings, source, target, folder=None, progress=True):
     missing = [seed for seed in settings.seeds if stored[seed] is None]
     bar = None
     if progress and missing:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(missing) * steps_to_train(settings, source, target), unit="step",
                    mininterval=1.0, dynamic_ncols=True,
                    desc=f"{len(missing)} of {len(settings.seeds)} seeds to compute")
