@@ -15,17 +15,12 @@ change between the sessions of one run.
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..architecture.model import setting
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam")
-
-
-def setting(default, help, **option):
-    """A recipe field: its default, its ``help`` (the documentation, and the help of its option
-    of ``python -m vgg_lib.train``) and any more of that option's arguments (``choices``,
-    ``metavar``, ``aliases``), kept in the field's metadata."""
-    return field(default=default, metadata=dict(help=help, **option))
 
 
 @dataclass(frozen=True)
