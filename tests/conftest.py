@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FILE_KINDS = {
     "test_book_build.py": ("book", "slow"),
     "test_site_browser.py": ("book", "browser", "slow"),
+    "test_book_pdf.py": ("book", "slow"),     # prints the built book (book_build) as one PDF
     "test_colab_standin.py": ("slow",),
     "test_grade.py": ("slow",),            # grades notebooks: a kernel per submission
     "test_grade_isolation.py": ("slow",),  # the same, each in its sandbox

@@ -6,7 +6,7 @@ import json
 import pytest
 
 import vgg_lib.transfer.study as study
-from vgg_lib.experiments.runs import RecordError
+from vgg_lib.experiments.runs import RecordError, read_record
 
 from transfer_support import TINY, tiny_settings, tiny_tasks
 
@@ -24,6 +24,9 @@ def test_every_seed_has_its_probes_runs_and_pretrained_network(finished):
             ("fine-tune", "2"), ("scratch", "2"), ("fine-tune", "all"), ("scratch", "all")}
         assert all(0 <= r["test"] <= 1 for r in result["probes"] + result["training"])
         assert (folder / f"source_seed{result['seed']}.pt").is_file()
+    record = read_record(folder / "seed1.json")  # one run-record format for every study
+    assert record.seed == 1 and record.identity["label"] == "transfer"
+    assert record.metrics["test_accuracy"] == results[1]["source"]["test"]
     network = study.pretrained_network(tiny_settings(), 0, folder)
     assert network.spec.num_classes == 6 and not network.training
 
@@ -43,13 +46,13 @@ def test_a_seed_stored_with_other_settings_is_refused_before_anything_trains(fin
     monkeypatch.setattr(study, "fit", lambda *a, **k: pytest.fail("trained before checking"))
     source, target = tiny_tasks()
     other = tiny_settings(recipe=TINY.replace(lr=0.1))
-    with pytest.raises(RecordError, match=r"settings.recipe.lr: stored 0.05 vs now 0.1"):
+    with pytest.raises(RecordError, match=r"recipe.lr: stored 0.05 vs now 0.1"):
         study.run_transfer_study(other, source, target, folder, progress=False)
 
 def test_a_damaged_seed_file_names_itself_and_the_fix(tmp_path):
     source, target = tiny_tasks()
     (tmp_path / "seed0.json").write_text("{ not json")
-    with pytest.raises(RecordError, match="seed0.json is not a readable .*Delete it"):
+    with pytest.raises(RecordError, match=r"seed0.json is not complete JSON.*Delete .*seed0.json"):
         study.run_transfer_study(tiny_settings(), source, target, tmp_path, progress=False)
 
 def test_the_steps_to_train_count_every_run_of_a_seed():

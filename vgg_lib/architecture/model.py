@@ -23,35 +23,42 @@ from .residual import SHORTCUTS, with_shortcuts
 HEADS = ("imagenet", "compact", "fc-2x2")
 
 
+def setting(default, help, **option):
+    """A field of a settings dataclass (``ModelSpec`` here, ``TrainConfig`` in
+    ``training/recipe.py``): its default, its ``help`` (the documentation, and the help of its
+    option of ``python -m vgg_lib.train``) and any more of that option's arguments
+    (``choices``, ``metavar``, ``aliases``, ``command_line=False``), kept in its metadata."""
+    return field(default=default, metadata=dict(help=help, **option))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything that decides a VGG's architecture. Each field's ``help`` (its metadata) is the
     documentation, and the training command's option for it (``python -m vgg_lib.train``)."""
 
-    config: str = field(default="D", metadata=dict(
-        help="a Table 1 column: A (VGG-11), A-LRN, B, C, D (VGG-16), E (VGG-19); or the paper's "
+    config: str = setting(
+        "D", "a Table 1 column: A (VGG-11), A-LRN, B, C, D (VGG-16), E (VGG-19); or the paper's "
              "shallow control B-5x5 (B with each pair of 3x3 convolutions merged into one 5x5, "
-             "chapter 8)", choices=(*CONFIGS, *CONTROLS)))
-    batch_norm: bool = field(default=False, metadata=dict(
-        help="BatchNorm2d after every convolution (not in the paper)"))
-    width: float = field(default=1.0, metadata=dict(
-        help="channel multiplier: 1 is the paper's width, 0.25 a quarter (for CPUs)"))
-    head: str = field(default="imagenet", metadata=dict(
-        help="imagenet: the paper's three FC layers over a 7x7 map; compact: global average "
-             "pooling and one linear layer; fc-2x2: the paper's three FC layers over a 2x2 map, "
-             "the last max-pool dropped (CIFAR's analogue of 7x7, chapter 9)", choices=HEADS))
-    num_classes: int = field(default=1000, metadata=dict(
-        help="outputs of the last layer (set from the data by the training command)",
-        command_line=False))
-    dropout: float = field(default=0.5, metadata=dict(
-        help="dropout of the FC heads (the paper's 0.5)"))
-    in_channels: int = field(default=3, metadata=dict(
-        help="channels of the input images (set from the data by the training command)",
-        command_line=False))
-    shortcuts: str = field(default="none", metadata=dict(
-        help="identity: a residual VGG (architecture/residual.py: identity shortcuts over pairs "
-             "of 3x3 convolutions, 1x1 projections where the width changes, chapter 10)",
-        choices=SHORTCUTS))
+             "chapter 8)", choices=(*CONFIGS, *CONTROLS))
+    batch_norm: bool = setting(False, "BatchNorm2d after every convolution (not in the paper)")
+    width: float = setting(
+        1.0, "channel multiplier: 1 is the paper's width, 0.25 a quarter (for CPUs)")
+    head: str = setting(
+        "imagenet", "imagenet: the paper's three FC layers over a 7x7 map; compact: global "
+                    "average pooling and one linear layer; fc-2x2: the paper's three FC layers "
+                    "over a 2x2 map, the last max-pool dropped (CIFAR's analogue of 7x7, "
+                    "chapter 9)", choices=HEADS)
+    num_classes: int = setting(
+        1000, "outputs of the last layer (set from the data by the training command)",
+        command_line=False)
+    dropout: float = setting(0.5, "dropout of the FC heads (the paper's 0.5)")
+    in_channels: int = setting(
+        3, "channels of the input images (set from the data by the training command)",
+        command_line=False)
+    shortcuts: str = setting(
+        "none", "identity: a residual VGG (architecture/residual.py: identity shortcuts over "
+                "pairs of 3x3 convolutions, 1x1 projections where the width changes, chapter 10)",
+        choices=SHORTCUTS)
 
     def __post_init__(self):
         # the name as configs.py spells it; a clear error for an unknown configuration

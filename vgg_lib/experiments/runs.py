@@ -1,5 +1,6 @@
 """Run records: one small JSON file per finished training run, the one format that studies,
-sweeps and the chapters' single runs store and read.
+sweeps, chapter 11's transfer study (a seed: its pretraining run, with the numbers derived from
+the pretrained network) and the chapters' single runs store and read.
 
 A record holds what decides the run (its ``identity``: the label of the row it belongs to, the
 ``ModelSpec``, the ``TrainConfig`` with its seed, the number of training images, and the data
@@ -101,8 +102,10 @@ def final_metrics(history, model=None, images_seen=None, macs=None):
 
 
 def make_record(run_identity, history, *, seconds, cpu_seconds, model=None, images_seen=None,
-                macs=None):
-    """The record of a run that ``fit`` just finished (``history``), on this machine."""
+                macs=None, derived=None):
+    """The record of a run that ``fit`` just finished (``history``), on this machine.
+    ``derived``: further numbers computed from the trained network after ``fit`` (chapter 11's
+    probes and fine-tuning runs), stored in ``metrics`` beside the final ones."""
     config = dict(history.config)
     config["data_source"] = without_folders(str(config.get("data_source", "")))
     stored = dict(history.to_dict(), config=config)
@@ -110,7 +113,8 @@ def make_record(run_identity, history, *, seconds, cpu_seconds, model=None, imag
                      device=config.get("device"), torch=torch.__version__, code=code_version(),
                      machine=machine(), seconds=seconds, cpu_seconds=cpu_seconds,
                      threads=torch.get_num_threads(), history=_finite(stored),
-                     metrics=_finite(final_metrics(history, model, images_seen, macs)))
+                     metrics=_finite({**final_metrics(history, model, images_seen, macs),
+                                      **(derived or {})}))
 
 
 class Stopwatch:

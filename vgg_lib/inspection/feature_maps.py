@@ -150,20 +150,30 @@ def max_activations(model, layers, images, normalize=None, batch_size=256):
     """
     single = not isinstance(layers, (list, tuple))
     layers = [layers] if single else list(layers)
+    scores = summarise_layers(model, images, layers, lambda a: a.flatten(2).amax(dim=2),
+                              normalize, batch_size)
+    return scores[layers[0]] if single else scores
+
+
+@torch.no_grad()
+def summarise_layers(model, images, layers, summary, normalize=None, batch_size=256):
+    """``{layer: tensor on the CPU}``: ``summary(activation)`` of each of ``layers`` for every
+    image (``summary`` keeps the batch dimension first), all layers from one forward pass per
+    batch of ``images``, the model in evaluation mode (its mode restored afterwards).
+    ``normalize`` turns a batch into the model's input (default ``batch.float()``)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    scores = {layer: [] for layer in layers}
+    found = {layer: [] for layer in layers}
     try:
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].to(device)
             batch = normalize(batch) if normalize is not None else batch.float()
             for layer, activation in capture_activations(model, batch, layers).items():
-                scores[layer].append(activation.flatten(2).amax(dim=2).cpu())
+                found[layer].append(summary(activation).cpu())
     finally:
         model.train(was_training)
-    scores = {layer: torch.cat(parts) for layer, parts in scores.items()}
-    return scores[layers[0]] if single else scores
+    return {layer: torch.cat(parts) for layer, parts in found.items()}
 
 
 def top_k_images(scores, channels, k=9):

@@ -17,7 +17,6 @@ whatever publishes ``_build/html`` publishes them. The page count and the sizes 
 tests/test_book_pdf.py checks the PDF with poppler's pdftotext and pdfimages.
 """
 
-import argparse
 import contextlib
 import functools
 import http.server
@@ -31,7 +30,7 @@ import zipfile
 from pathlib import Path
 
 from ..atomic_write import write_atomically
-from .notebooks import find_root
+from .notebooks import command_line, find_root
 
 PDF_NAME = "vgg-book.pdf"
 ZIP_NAME = "vgg-book-site.zip"
@@ -219,8 +218,7 @@ def _megabytes(n):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vgg_lib.teaching.book_pdf", description=__doc__.split("\n")[0])
-    parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
+    parser = command_line("vgg_lib.teaching.book_pdf", __doc__)
     parser.add_argument("--no-zip", action="store_true", help="make the PDF only")
     args = parser.parse_args(argv)
     root = find_root(args.root)

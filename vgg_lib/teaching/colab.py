@@ -17,13 +17,12 @@ fails loudly, but never swaps Colab's CUDA build of torch for another one. ``--n
 give the same guarantee for torch but silently skip a dependency Colab happens to lack.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 import nbformat
 
-from .notebooks import all_notebooks, find_root
+from .notebooks import all_notebooks, command_line, find_root
 
 TAG = "colab-setup"
 CELL_ID = "colab-setup"
@@ -147,14 +146,11 @@ def sync(nb, source):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vgg_lib.teaching.colab", description=__doc__.split("\n")[0])
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--sync", action="store_true", help="rewrite the set-up cell of each notebook")
-    action.add_argument("--check", action="store_true", help="exit 1 if a notebook's set-up cell is stale")
-    action.add_argument("--print", action="store_true", help="print the generated cell")
-    parser.add_argument("notebooks", nargs="*", help="notebooks (default: notebooks/*.ipynb)")
-    parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
-    args = parser.parse_args(argv)
+    args = command_line("vgg_lib.teaching.colab", __doc__, {
+        "sync": "rewrite the set-up cell of each notebook",
+        "check": "exit 1 if a notebook's set-up cell is stale",
+        "print": "print the generated cell"}, notebooks="notebooks (default: notebooks/*.ipynb)"
+    ).parse_args(argv)
 
     root = find_root(args.root)
     source = setup_cell_source(install_url(root))

@@ -21,7 +21,6 @@ The table is regenerated with the instructors' page: python -m vgg_lib.teaching.
 --write (and checked with --check, as the test suite does).
 """
 
-import argparse
 import html
 import os
 import platform
@@ -33,6 +32,7 @@ import nbformat
 
 from ..device import cpu_model
 from . import runtimes
+from .notebooks import command_line, find_root, toc_notebooks
 
 KEY = "vgg_execution"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -168,17 +168,13 @@ def markdown(notebooks, root):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vgg_lib.teaching.execution", description=__doc__.split("\n")[0])
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--stamp", action="store_true", help="record profile, machine and versions, then --clean")
-    action.add_argument("--clean", action="store_true", help="progress bars to text, unused widget state dropped")
-    action.add_argument("--markdown", action="store_true", help="print the table for book/execution.md")
-    parser.add_argument("notebooks", nargs="*", help="notebooks (default for --markdown: the chapters in _toc.yml)")
-    parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
+    parser = command_line("vgg_lib.teaching.execution", __doc__, {
+        "stamp": "record profile, machine and versions, then --clean",
+        "clean": "progress bars to text, unused widget state dropped",
+        "markdown": "print the table for book/execution.md"},
+        notebooks="notebooks (default for --markdown: the chapters in _toc.yml)")
     args = parser.parse_args(argv)
     if args.markdown:
-        from .notebooks import find_root, toc_notebooks
-
         root = find_root(args.root)
         print(markdown([Path(p) for p in args.notebooks] or toc_notebooks(root), root), end="")
         return 0

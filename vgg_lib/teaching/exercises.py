@@ -22,7 +22,7 @@ from typing import List, Optional, Tuple
 import nbformat
 
 from .directives import regions
-from .notebooks import chapter_arguments
+from .notebooks import chapter_command
 
 LEVELS = {"warm-up": "Warm-up", "core": "Core", "stretch": "Stretch", "open-ended": "Open-ended"}
 _SYNONYMS = {"warmup": "warm-up", "beginner": "warm-up", "intermediate": "core", "advanced": "stretch",
@@ -149,16 +149,12 @@ def markdown(notebooks, root):
 
 
 def main(argv=None):
-    args, root, notebooks = chapter_arguments("vgg_lib.teaching.exercises", __doc__,
-                                              "print the tables for book/instructors.md", argv)
-    if args.markdown:
-        print(markdown(notebooks, root), end="")
-        return 0
-    for path in notebooks:
-        for e in read_exercises(path):
-            print(f"{path.name}  {e.label:<28} {e.level_name:<10} {e.time:<20} "
-                  f"{', '.join(e.checks) or 'open-ended'}")
-    return 0
+    def listing(path):
+        return [f"{path.name}  {e.label:<28} {e.level_name:<10} {e.time:<20} "
+                f"{', '.join(e.checks) or 'open-ended'}" for e in read_exercises(path)]
+
+    return chapter_command("vgg_lib.teaching.exercises", __doc__,
+                           "print the tables for book/instructors.md", markdown, listing, argv)
 
 
 if __name__ == "__main__":

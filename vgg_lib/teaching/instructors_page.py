@@ -10,13 +10,12 @@ Each table sits between two comment lines in the page, naming the command that m
     <!-- end of generated part -->
 """
 
-import argparse
 import re
 import sys
 from pathlib import Path
 
 from . import execution, exercises, runtimes
-from .notebooks import find_root, toc_notebooks
+from .notebooks import command_line, find_root, toc_notebooks
 
 PAGE = Path("book") / "instructors.md"
 # Further pages with generated blocks, refreshed and checked by the same command (when present).
@@ -39,13 +38,9 @@ def regenerate(text, root):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vgg_lib.teaching.instructors_page",
-                                     description=__doc__.split("\n")[0])
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", action="store_true", help="regenerate the tables in place")
-    action.add_argument("--check", action="store_true", help="exit 1 if a table is out of date")
-    parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
-    args = parser.parse_args(argv)
+    args = command_line("vgg_lib.teaching.instructors_page", __doc__, {
+        "write": "regenerate the tables in place",
+        "check": "exit 1 if a table is out of date"}).parse_args(argv)
     root = find_root(args.root)
     status = 0
     for page in [root / PAGE] + [root / other for other in OTHER_PAGES if (root / other).exists()]:

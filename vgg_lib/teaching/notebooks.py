@@ -35,16 +35,37 @@ def toc_notebooks(root):
     return [Path(root) / f"{f}.ipynb" for f in files if (Path(root) / f"{f}.ipynb").is_file()]
 
 
-def chapter_arguments(module_name, doc, markdown_help, argv=None):
-    """(args, root, notebooks) of a teaching command that reads the chapters: notebooks given on
-    the command line, else those in _toc.yml; ``--markdown`` and ``--root``."""
+def command_line(module_name, doc, actions=None, notebooks=None):
+    """The parser of the teaching command ``python -m <module_name>`` (described by ``doc``'s
+    first line): exactly one of ``actions`` ({option: help}, each a flag) when given, the
+    notebooks (positional, any number) when ``notebooks`` gives their help, and ``--root``."""
     parser = argparse.ArgumentParser(prog=f"python -m {module_name}", description=doc.split("\n")[0])
-    parser.add_argument("notebooks", nargs="*", help="notebooks (default: the chapters in _toc.yml)")
-    parser.add_argument("--markdown", action="store_true", help=markdown_help)
+    if actions:
+        action = parser.add_mutually_exclusive_group(required=True)
+        for option, text in actions.items():
+            action.add_argument(f"--{option}", action="store_true", help=text)
+    if notebooks:
+        parser.add_argument("notebooks", nargs="*", help=notebooks)
     parser.add_argument("--root", help="the book's repository (default: found from the current folder)")
+    return parser
+
+
+def chapter_command(module_name, doc, markdown_help, markdown, listing, argv=None):
+    """Run a teaching command that reads the chapters (the notebooks given on the command line,
+    else those in _toc.yml): with ``--markdown``, print ``markdown(notebooks, root)``; else the
+    lines ``listing(path)`` gives for each notebook. Returns the exit status."""
+    parser = command_line(module_name, doc, notebooks="notebooks (default: the chapters in _toc.yml)")
+    parser.add_argument("--markdown", action="store_true", help=markdown_help)
     args = parser.parse_args(argv)
     root = find_root(args.root)
-    return args, root, [Path(p) for p in args.notebooks] or toc_notebooks(root)
+    notebooks = [Path(p) for p in args.notebooks] or toc_notebooks(root)
+    if args.markdown:
+        print(markdown(notebooks, root), end="")
+        return 0
+    for path in notebooks:
+        for line in listing(path):
+            print(line)
+    return 0
 
 
 def all_notebooks(root, paths=()):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from .notebooks import chapter_arguments
+from .notebooks import chapter_command
 
 BANDS = [(60, "under 1 min"), (120, "1–2 min"), (180, "2–3 min"), (300, "3–5 min"), (600, "5–10 min"),
          (1200, "10–20 min")]
@@ -80,15 +80,12 @@ def markdown(notebooks, root):
 
 
 def main(argv=None):
-    args, root, notebooks = chapter_arguments("vgg_lib.teaching.runtimes", __doc__,
-                                              "print the table for book/instructors.md", argv)
-    if args.markdown:
-        print(markdown(notebooks, root), end="")
-        return 0
-    for path in notebooks:
+    def listing(path):
         seconds = measured_seconds(nbformat.read(path, as_version=4))
-        print(f"{path.name:<32} {'not measured' if seconds is None else f'{seconds:.0f} s'}")
-    return 0
+        return [f"{path.name:<32} {'not measured' if seconds is None else f'{seconds:.0f} s'}"]
+
+    return chapter_command("vgg_lib.teaching.runtimes", __doc__,
+                           "print the table for book/instructors.md", markdown, listing, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ change between the sessions of one run.
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..architecture.model import setting
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam")
@@ -23,52 +25,51 @@ OPTIMIZERS = ("sgd", "adam")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = field(default=10, metadata=dict(help="passes over the training images"))
-    lr: float = field(default=0.05, metadata=dict(
-        help="peak learning rate of the schedule (the paper: 0.01, constant until the "
-             "validation accuracy stalls, then divided by 10); scale it with the global batch "
-             "(book/beyond_one_gpu.md)"))
-    batch_size: int = field(default=128, metadata=dict(
-        help="images per optimiser step: the GLOBAL batch, split evenly among torchrun's "
-             "processes (the paper: 256)"))
-    optimizer: str = field(default="sgd", metadata=dict(
-        help="sgd, the paper's; adam (Kingma & Ba, 2015) ignores momentum and nesterov",
-        choices=OPTIMIZERS))
-    momentum: float = field(default=0.9, metadata=dict(help="the paper's 0.9"))
-    nesterov: bool = field(default=False, metadata=dict(
-        help="Nesterov's momentum instead of the paper's plain momentum (the profiles use it)"))
-    weight_decay: float = field(default=5e-4, metadata=dict(
-        help="the paper's 5e-4, on weights only (not on biases or batch norm)"))
-    schedule: str = field(default="onecycle", metadata=dict(
-        help="the learning rate over the run (vgg_lib.training.loop.lr_factor)", choices=SCHEDULES))
-    label_smoothing: float = field(default=0.0, metadata=dict(
-        help="not in the paper (Szegedy et al., 2016)"))
-    augment: bool = field(default=True, metadata=dict(
-        help="random crops and horizontal flips of the training images"))
-    crop_padding: int = field(default=4, metadata=dict(
-        help="pad-and-crop (CIFAR's augmentation): zero padding of the random crops, pixels per "
-             "side; 0 with scale jittering"))
-    seed: int = field(default=0, metadata=dict(
-        help="data order and augmentation (the command and the studies seed the initial "
-             "weights with it too)"))
-    tta_flip: bool = field(default=False, metadata=dict(
-        help="evaluation averages the soft-max posteriors of each image and its mirror image "
-             "(the paper's test-time flip)"))
-    scale_jitter: tuple = field(default=None, metadata=dict(
-        help="scale jittering instead of pad-and-crop: each training image's shorter side "
-             "rescaled to S drawn from [S_MIN, S_MAX], then a random crop (the paper: 256 512, "
-             "crops of 224; chapter 9). None: no rescaling",
-        metavar=("S_MIN", "S_MAX"), aliases=("--scale",)))
-    crop: int = field(default=None, metadata=dict(
-        help="side of the training crop and of the evaluation's centre crop, in pixels (None: "
-             "the images' own side, CIFAR's 32; the paper: 224)"))
-    colour_shift: float = field(default=0.0, metadata=dict(
-        help="std of Krizhevsky et al.'s RGB colour shift along the principal components of "
-             "ImageNet's pixels, per training image (the paper's 0.1; 0: off)"))
-    eval_scale: int = field(default=None, metadata=dict(
-        help="Q of the evaluation: each image's shorter side rescaled to Q, then the centre "
-             "crop (None: no rescaling, the crop's side; the paper: the middle of the jitter "
-             "range, 384)"))
+    epochs: int = setting(10, "passes over the training images")
+    lr: float = setting(
+        0.05, "peak learning rate of the schedule (the paper: 0.01, constant until the validation "
+              "accuracy stalls, then divided by 10); scale it with the global batch "
+              "(book/beyond_one_gpu.md)")
+    batch_size: int = setting(
+        128, "images per optimiser step: the GLOBAL batch, split evenly among torchrun's "
+             "processes (the paper: 256)")
+    optimizer: str = setting(
+        "sgd", "sgd, the paper's; adam (Kingma & Ba, 2015) ignores momentum and nesterov",
+        choices=OPTIMIZERS)
+    momentum: float = setting(0.9, "the paper's 0.9")
+    nesterov: bool = setting(
+        False, "Nesterov's momentum instead of the paper's plain momentum (the profiles use it)")
+    weight_decay: float = setting(
+        5e-4, "the paper's 5e-4, on weights only (not on biases or batch norm)")
+    schedule: str = setting(
+        "onecycle", "the learning rate over the run (vgg_lib.training.loop.lr_factor)",
+        choices=SCHEDULES)
+    label_smoothing: float = setting(0.0, "not in the paper (Szegedy et al., 2016)")
+    augment: bool = setting(True, "random crops and horizontal flips of the training images")
+    crop_padding: int = setting(
+        4, "pad-and-crop (CIFAR's augmentation): zero padding of the random crops, pixels per "
+           "side; 0 with scale jittering")
+    seed: int = setting(
+        0, "data order and augmentation (the command and the studies seed the initial weights "
+           "with it too)")
+    tta_flip: bool = setting(
+        False, "evaluation averages the soft-max posteriors of each image and its mirror image "
+               "(the paper's test-time flip)")
+    scale_jitter: tuple = setting(
+        None, "scale jittering instead of pad-and-crop: each training image's shorter side "
+              "rescaled to S drawn from [S_MIN, S_MAX], then a random crop (the paper: 256 512, "
+              "crops of 224; chapter 9). None: no rescaling",
+        metavar=("S_MIN", "S_MAX"), aliases=("--scale",))
+    crop: int = setting(
+        None, "side of the training crop and of the evaluation's centre crop, in pixels (None: "
+              "the images' own side, CIFAR's 32; the paper: 224)")
+    colour_shift: float = setting(
+        0.0, "std of Krizhevsky et al.'s RGB colour shift along the principal components of "
+             "ImageNet's pixels, per training image (the paper's 0.1; 0: off)")
+    eval_scale: int = setting(
+        None, "Q of the evaluation: each image's shorter side rescaled to Q, then the centre crop "
+              "(None: no rescaling, the crop's side; the paper: the middle of the jitter range, "
+              "384)")
 
     def __post_init__(self):
         problems = []

@@ -12,7 +12,7 @@ position, and its vector is exactly what the compact head's linear layer reads: 
 import torch
 
 from ..architecture.naming import feature_names
-from ..inspection.feature_maps import capture_activations
+from ..inspection.feature_maps import summarise_layers
 
 
 def block_outputs(model):
@@ -34,18 +34,8 @@ def pooled_block_features(model, images, normalize, layers=None, batch_size=500)
         raise ValueError(f"pooled_block_features takes uint8 images (N, 3, H, W), not a "
                          f"{images.dtype} tensor of shape {tuple(images.shape)}.")
     layers = block_outputs(model) if layers is None else list(layers)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    pooled = {layer: [] for layer in layers}
-    try:
-        for start in range(0, len(images), batch_size):
-            batch = normalize(images[start:start + batch_size].to(device))
-            for layer, activation in capture_activations(model, batch, layers).items():
-                pooled[layer].append(activation.float().mean(dim=(2, 3)).cpu())
-    finally:
-        model.train(was_training)
-    return {layer: torch.cat(parts) for layer, parts in pooled.items()}
+    return summarise_layers(model, images, layers, lambda a: a.float().mean(dim=(2, 3)),
+                            normalize, batch_size)
 
 
 def pooled_dimensions(model):

@@ -4,19 +4,21 @@ For every seed: pretrain the network on the source task (the six animals); keep 
 twin (the same initial weights, never trained: the random-features control); pool every block's
 features for the target task (the four vehicles); fit a linear probe per block, network and label
 budget; fine-tune the pretrained network, and train its untrained twin from scratch, at every
-budget. A finished seed is one JSON file (and its pretrained network one checkpoint) in the
-study's folder; run again, the study reads them and trains only the seeds that are missing. A
-stored file written with other settings or data is an error that names what differs.
+budget. A finished seed is one run record (``vgg_lib.experiments.runs``: the pretraining is the
+seed's training run, its identity also names the target task and the settings the derived numbers
+depend on, and the probes and target runs are stored in its metrics as numbers derived from the
+pretrained network) and one checkpoint of that network, in the study's folder; run again, the
+study reads them and trains only the seeds that are missing. A stored record of other settings
+or data is a ``RecordError`` that names what differs, raised before anything trains.
 """
 
 import json
 import time
 from pathlib import Path
 
-import torch
+from tqdm.auto import tqdm
 
-from ..atomic_write import write_atomically
-from ..experiments.runs import RecordError, differences
+from ..experiments.runs import Stopwatch, find_record, identity, make_record, record_path, write_record
 from ..experiments.studies import study_folder as named_study_folder
 from ..training.checkpoint import load_model, save_checkpoint
 from ..training.cifar10 import load_cifar10
@@ -27,7 +29,6 @@ from .fine_tuning import from_scratch, with_new_head
 from .probes import choose_probe
 from .split import SOURCE_CLASSES, TARGET_CLASSES, class_split, labelled_indices, labelled_subset
 
-RESULT_FORMAT = "vgg_lib.transfer-seed/1"
 PIXELS = "pixels"   # the probe on each image's mean colour: "block 0" of the chapter's plots
 
 
@@ -127,10 +128,16 @@ def steps_to_train(settings, source, target):
     return total
 
 
-def fingerprint(settings, source, target):
-    """What decides a seed's results: the settings and both tasks' training images."""
-    return {"settings": settings.seed_fields(), "source": source.fingerprint(),
-            "target": target.fingerprint()}
+def seed_identity(settings, source, target, seed):
+    """What decides a seed's results: the pretraining run (network, recipe with ``seed``, source
+    images) and the settings of everything derived from it (``transfer``), with the target
+    task's images; as stored (tuples as lists)."""
+    transfer = {k: v for k, v in settings.seed_fields().items()
+                if k not in ("spec", "recipe", "train_images")}
+    wanted = dict(identity("transfer", settings.spec, settings.recipe.replace(seed=seed),
+                           settings.train_images, source),
+                  transfer=transfer, target=target.fingerprint())
+    return json.loads(json.dumps(wanted))
 
 
 def study_folder(settings):
@@ -138,51 +145,37 @@ def study_folder(settings):
     return named_study_folder(f"transfer-{settings.name}")
 
 
-def read_seed(path, wanted):
-    """The stored result of one seed, or None when there is no file; ``RecordError`` when
-    the file is unreadable or was computed with other settings or data."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored.get("format") != RESULT_FORMAT:
-            raise ValueError(f"format {stored.get('format')!r}, not {RESULT_FORMAT!r}")
-        result, found = stored["result"], stored["fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise RecordError(f"{path} is not a readable result of this study ({error}). Delete "
-                          "it to compute that seed again.") from error
-    found = differences(found, json.loads(json.dumps(wanted)))  # tuples -> lists, as stored
-    if found:
-        raise RecordError(f"{path} was computed with other settings or data ("
-                          + "; ".join(found[:5]) + ("; ..." if len(found) > 5 else "")
-                          + "). Delete it (and its checkpoint) to compute that seed again, or "
-                          "give the study another folder.")
-    return result
+def seed_record(settings, source, target, seed, folder, step_callback=None):
+    """Everything of one seed (see the module's docstring) as its run record; the pretrained
+    network is saved in ``folder``."""
+    with Stopwatch() as watch:
+        trained, history = pretrain(settings, source, seed, step_callback)
+        save_checkpoint(Path(folder) / f"source_seed{seed}.pt", trained, history=history,
+                        recipe=settings.recipe.replace(seed=seed))
+        probes = []
+        for network, model in (("trained", trained), ("random", untrained_twin(settings, seed))):
+            features = block_features(model, target)
+            probes += probe_rows(features, target, settings.budgets, seed, settings.l2_grid, network)
+        training = training_rows(trained, target, settings, seed, step_callback)
+    return make_record(seed_identity(settings, source, target, seed), history,
+                       seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=trained,
+                       derived={"probes": probes, "training": training,
+                                "source_val_accuracy": history.final_val_accuracy})
 
 
-def run_seed(settings, source, target, seed, folder, step_callback=None):
-    """Everything of one seed (see the module's docstring), stored in ``folder``; returns the
-    result: ``{"seed", "source", "probes", "training", "seconds"}``."""
-    folder = Path(folder)
-    started = time.perf_counter()
-    trained, history = pretrain(settings, source, seed, step_callback)
-    save_checkpoint(folder / f"source_seed{seed}.pt", trained, history=history,
-                    recipe=settings.recipe.replace(seed=seed))
-    probes = []
-    for network, model in (("trained", trained), ("random", untrained_twin(settings, seed))):
-        features = block_features(model, target)
-        probes += probe_rows(features, target, settings.budgets, seed, settings.l2_grid, network)
-    result = dict(seed=seed, probes=probes,
-                  source=dict(test=history.final_test_accuracy, val=history.final_val_accuracy,
-                              seconds=sum(e["seconds"] for e in history.epochs)),
-                  training=training_rows(trained, target, settings, seed, step_callback))
-    result["seconds"] = time.perf_counter() - started
-    result["threads"] = torch.get_num_threads()
-    text = json.dumps({"format": RESULT_FORMAT, "fingerprint": fingerprint(settings, source, target),
-                       "result": result}, indent=1, sort_keys=True)
-    write_atomically(folder / f"seed{seed}.json", lambda handle: handle.write(text.encode("utf-8")))
-    return result
+def seed_result(record):
+    """A seed's numbers as the chapter reads them: ``{"seed", "source", "probes", "training",
+    "seconds", "threads"}``."""
+    metrics = record.metrics
+    return dict(seed=record.seed, probes=metrics["probes"], training=metrics["training"],
+                source=dict(test=metrics["test_accuracy"], val=metrics["source_val_accuracy"],
+                            seconds=metrics["train_seconds"]),
+                seconds=record.seconds, threads=record.threads)
+
+
+def seed_record_name(seed):
+    """The name of a seed's record in the study's folder: ``seed<seed>`` (``seed<seed>.json``)."""
+    return f"seed{seed}"
 
 
 def run_transfer_study(settings, source, target, folder=None, progress=True):
@@ -190,24 +183,24 @@ def run_transfer_study(settings, source, target, folder=None, progress=True):
     when stored, computed otherwise. Every stored file is checked before anything trains.
     Returns the seeds' results in the order of ``settings.seeds``."""
     folder = Path(folder) if folder is not None else study_folder(settings)
-    wanted = fingerprint(settings, source, target)
-    stored = {seed: read_seed(folder / f"seed{seed}.json", wanted) for seed in settings.seeds}
+    stored = {seed: find_record(folder, seed_record_name(seed),
+                                seed_identity(settings, source, target, seed), settings.precision)
+              for seed in settings.seeds}
     missing = [seed for seed in settings.seeds if stored[seed] is None]
     bar = None
     if progress and missing:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(missing) * steps_to_train(settings, source, target), unit="step",
                    mininterval=1.0, dynamic_ncols=True,
                    desc=f"{len(missing)} of {len(settings.seeds)} seeds to compute")
     try:
         for seed in missing:
             callback = None if bar is None else (lambda step, model, loss: bar.update(1))
-            stored[seed] = run_seed(settings, source, target, seed, folder, callback)
+            stored[seed] = seed_record(settings, source, target, seed, folder, callback)
+            write_record(record_path(folder, seed_record_name(seed)), stored[seed])
     finally:
         if bar is not None:
             bar.close()
-    return [stored[seed] for seed in settings.seeds]
+    return [seed_result(stored[seed]) for seed in settings.seeds]
 
 
 def pretrained_network(settings, seed, folder=None, device="cpu"):
@@ -219,4 +212,4 @@ def pretrained_network(settings, seed, folder=None, device="cpu"):
 def stored_seeds(settings, folder=None):
     """The seeds of ``settings`` whose result file is in ``folder`` (not yet checked)."""
     folder = Path(folder) if folder is not None else study_folder(settings)
-    return [seed for seed in settings.seeds if (folder / f"seed{seed}.json").is_file()]
+    return [seed for seed in settings.seeds if record_path(folder, seed_record_name(seed)).is_file()]
