@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import re
 import subprocess
 import time
@@ -36,6 +37,8 @@ from ..training.history import History
 
 FORMAT = "vgg_lib.run-record/1"
 PACKAGE = Path(__file__).resolve().parents[1]
+ENV_RESULTS_DIR = "VGG_RESULTS_DIR"   # where the shipped records are (default: <repo>/results)
+ENV_RECORDS = "VGG_RECORDS"           # "off": read no shipped record, train instead
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -159,6 +162,25 @@ def _finite(value):
 
 # --- files ------------------------------------------------------------------------------------
 
+def shipped_records_on():
+    """False when ``VGG_RECORDS=off`` (or 0, no, false): read no shipped record, train."""
+    return os.environ.get(ENV_RECORDS, "").strip().lower() not in ("off", "0", "no", "false")
+
+
+def results_dir():
+    """The folder of the records the book ships: ``VGG_RESULTS_DIR`` when set, else
+    ``results/`` of the repository vgg_lib runs from (None when it runs from an installed
+    package, as in Colab, or when ``VGG_RECORDS=off``: then nothing shipped is read)."""
+    if not shipped_records_on():
+        return None
+    if os.environ.get(ENV_RESULTS_DIR):
+        return Path(os.environ[ENV_RESULTS_DIR]).expanduser()
+    repository = PACKAGE.parent
+    if (repository / "_toc.yml").is_file() and (repository / "results").is_dir():
+        return repository / "results"
+    return None
+
+
 def record_path(folder, name):
     """``folder/<name>.json``; ``name``: letters, digits, '.', '_' and '-'."""
     if not NAME.fullmatch(str(name)):
@@ -234,12 +256,19 @@ def differences(stored, wanted, prefix=""):
     return found
 
 
-def check_record(record, wanted, path, precision=None):
-    """``RecordError`` unless ``record`` is of the run ``wanted`` (an ``identity``) and, when
-    ``precision`` is given (not "auto"), was computed in it."""
+def mismatches(record, wanted, precision=None):
+    """The fields in which ``record`` is not of the run ``wanted`` (an ``identity``) computed in
+    ``precision`` (None or "auto": any); empty when it is."""
     found = differences(record.identity, wanted)
     if precision not in (None, "auto") and record.precision != precision:
         found.append(f"precision: stored {record.precision!r} vs now {precision!r}")
+    return found
+
+
+def check_record(record, wanted, path, precision=None):
+    """``RecordError`` unless ``record`` is of the run ``wanted`` (an ``identity``) and, when
+    ``precision`` is given (not "auto"), was computed in it."""
+    found = mismatches(record, wanted, precision)
     if found:
         raise RecordError(
             f"{path} records another run than the one asked for ("
