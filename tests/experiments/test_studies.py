@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vgg_lib.architecture.model import ModelSpec
-from vgg_lib.experiments import studies
+from vgg_lib.experiments import runs, studies
 from vgg_lib.experiments.runs import RecordError
 from vgg_lib.experiments.studies import (StudyRun, equal_compute_images, relabel, run_study,
                                          summarise_study)
@@ -217,7 +217,7 @@ def test_a_study_reads_the_shipped_records_first_and_writes_only_to_its_own_fold
     trained = []
     real_fit = studies.fit
     monkeypatch.setattr(studies, "fit", lambda *a, **k: trained.append(1) or real_fit(*a, **k))
-    assert studies.shipped_folder("tiny") == shipped
+    assert runs.shipped_folder("tiny") == shipped
     results = run_study(tiny_runs((0, 1, 2)), data, folder, progress=False, precision="fp32")
     assert [r.source for r in results] == ["shipped", "shipped", "trained"] and trained == [1]
     assert [r.reused for r in results] == [True, True, False]
@@ -254,7 +254,7 @@ def test_a_shipped_record_of_another_run_is_named_and_trained_again(tmp_path, mo
 def test_records_off_trains_and_a_broken_shipped_record_is_an_error(tmp_path, monkeypatch):
     shipped, folder, data = shipped_and_checkpoints(tmp_path, monkeypatch, seeds=(0,))
     monkeypatch.setenv("VGG_RECORDS", "off")
-    assert studies.shipped_folder("tiny") is None
+    assert runs.shipped_folder("tiny") is None
     (result,) = run_study(tiny_runs((0,)), data, folder, progress=False)
     assert result.source == "trained"
     (result,) = run_study(tiny_runs((0,)), data, None, shipped=shipped, progress=False)
@@ -270,6 +270,6 @@ def test_the_shipped_records_are_the_repository_s_results_folder(monkeypatch):
     monkeypatch.delenv("VGG_RESULTS_DIR", raising=False)
     monkeypatch.delenv("VGG_RECORDS", raising=False)
     assert results_dir() == PACKAGE.parent / "results"
-    assert studies.shipped_folder("residual_networks") == PACKAGE.parent / "results" / "residual_networks"
+    assert runs.shipped_folder("residual_networks") == PACKAGE.parent / "results" / "residual_networks"
     with pytest.raises(ValueError, match="Study name"):
-        studies.shipped_folder("../x")
+        runs.shipped_folder("../x")

@@ -32,6 +32,7 @@ import torch
 
 from ..atomic_write import write_atomically
 from ..device import machine
+from ..training.checkpoint import default_checkpoint_dir
 from ..training.data import without_folders
 from ..training.history import History
 
@@ -295,3 +296,41 @@ def recorded(folder, name, wanted, train, precision=None):
     record = train()
     write_record(record_path(folder, name), record)
     return record, False
+
+
+# --- the records the repository ships --------------------------------------------------------
+
+def shipped_folder(name):
+    """Where the book ships the records of study ``name``, read only: ``<results>/<name>``
+    (``runs.results_dir``: ``VGG_RESULTS_DIR`` or the repository's ``results/``); None when
+    there is none (an installed vgg_lib, as in Colab) or ``VGG_RECORDS=off``."""
+    if not NAME.fullmatch(str(name)):
+        raise ValueError(f"Study name {name!r}: use letters, digits, '.', '_' and '-' only.")
+    folder = results_dir()
+    return None if folder is None else folder / name
+
+
+def shipped_for(folder):
+    """The shipped records of the study kept in ``folder``: ``shipped_folder(<name>)`` when
+    ``folder`` is ``<checkpoint folder>/studies/<name>`` (``studies.study_folder``), else None."""
+    if folder is None or Path(folder).parent != default_checkpoint_dir() / "studies":
+        return None
+    return shipped_folder(Path(folder).name)
+
+
+def shipped_record(shipped, name, wanted, precision=None):
+    """``(record, "shipped")`` when the folder ``shipped`` holds the record ``name`` of the run
+    ``wanted`` (an ``identity``) computed in ``precision``; None when it holds none, and None,
+    printing which fields differ, when it holds another run's (the caller trains the run)."""
+    if shipped is None:
+        return None
+    path = record_path(shipped, name)
+    if not path.exists():
+        return None
+    record = read_record(path)   # RecordError naming the file and the fix when unreadable
+    found = mismatches(record, wanted, precision)
+    if found:
+        print(f"Not using the shipped record {path.parent.name}/{path.name}: it records another run "
+              f"({'; '.join(found[:6])}{'; ...' if len(found) > 6 else ''}); training it instead.")
+        return None
+    return record, "shipped"

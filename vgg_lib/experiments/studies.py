@@ -21,7 +21,6 @@ import math
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -35,8 +34,8 @@ from ..training.loop import fit
 from ..training.profiles import estimate_seconds, forward_macs
 from ..training.recipe import TrainConfig
 from ..training.reproducibility import seed_everything
-from .runs import (NAME, Stopwatch, check_record, final_metrics, identity, make_record, mismatches,
-                   read_record, read_records, record_path, results_dir, shipped_records_on,
+from .runs import (NAME, Stopwatch, check_record, final_metrics, identity, make_record, read_record,
+                   read_records, record_path, shipped_for, shipped_record, shipped_records_on,
                    write_record)
 from .statistics import mean_std, plus_minus, welch
 
@@ -123,8 +122,7 @@ class RunResult:
     model: object = None
     probe: object = None
     reused: bool = False   # read from its record rather than trained in this call
-    source: str = "trained"  # "shipped" (the repository's results/), "stored" (the study's
-                             # folder) or "trained" (in this call)
+    source: str = "trained"  # "shipped" (results/), "stored" (in the folder), "trained" here
 
     @property
     def metrics(self):
@@ -167,35 +165,14 @@ def relabel(results, prefix):
 
 
 def recorded_results(path):
-    """The runs of a records file (``runs.read_records``) as ``RunResult``s, for
-    ``summarise_study`` and the tables: runs made elsewhere, read rather than trained."""
+    """The runs of a records file (``runs.read_records``) as ``RunResult``s, read, not trained."""
     results = []
     for record in read_records(path):
         run_identity = record.identity
         run = StudyRun(run_identity["label"], ModelSpec.from_dict(run_identity["spec"]),
                        TrainConfig.from_dict(run_identity["recipe"]), run_identity["train_images"])
-        results.append(RunResult(run, record.restored_history(), record, reused=True))
+        results.append(RunResult(run, record.restored_history(), record, reused=True, source="shipped"))
     return results
-
-
-def shipped_folder(name):
-    """Where the book ships the records of study ``name``, read only: ``<results>/<name>``
-    (``runs.results_dir``: ``VGG_RESULTS_DIR`` or the repository's ``results/``); None when
-    there is none (an installed vgg_lib, as in Colab) or ``VGG_RECORDS=off``."""
-    if not NAME.fullmatch(str(name)):
-        raise ValueError(f"Study name {name!r}: use letters, digits, '.', '_' and '-' only.")
-    folder = results_dir()
-    return None if folder is None else folder / name
-
-
-def _shipped_for(folder):
-    """The shipped records of the study whose folder is ``folder`` (a ``study_folder``)."""
-    if folder is None:
-        return None
-    folder = Path(folder)
-    if folder.parent != default_checkpoint_dir() / "studies":
-        return None
-    return shipped_folder(folder.name)
 
 
 def study_folder(name):
@@ -229,15 +206,13 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
               log=None, **fit_options):
     """Train every run of ``runs`` (``StudyRun`` objects; a run listed twice trains once) on
     ``data`` that has no record yet, and return one ``RunResult`` per distinct run, in order.
-    A run's record is looked for first in ``shipped`` (the records the repository ships, read
-    only; "auto": ``shipped_folder(<name>)`` when ``folder`` is ``study_folder(<name>)``; None:
-    none; ``VGG_RECORDS=off``: none), then in ``folder``. A shipped record of another run
-    (identity or precision) is not used: the study prints which fields differ and trains the
-    run. Before anything is trained, every record in ``folder`` is checked: one of another run
-    raises ``RecordError``, and so does an unreadable file in either folder. Each finished run's
-    record is written at once (atomically) into ``folder`` only, so an interrupted study loses
-    at most the run it was training. ``folder=None``: nothing is stored, and every run without
-    a shipped record trains.
+    A record is looked for in ``shipped`` first (read only; "auto": ``runs.shipped_for(folder)``,
+    the repository's ``results/<name>`` for ``study_folder(<name>)``; ``VGG_RECORDS=off``: none),
+    where one of another run is named, field by field, and the run trains; then in ``folder``,
+    where one of another run raises ``RecordError`` before anything trains (as does an
+    unreadable file in either). Each finished run's record is written at once (atomically) into
+    ``folder`` only, so an interrupted study loses at most the run it was training.
+    ``folder=None``: nothing is stored.
 
     ``progress``: one progress bar over the images of all the runs still to train. ``log``: a
     function given one line per finished run. ``keep_models``: the results of the runs trained
@@ -256,16 +231,14 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
         raise ValueError("A run made by a build function has no ModelSpec to record: give each "
                          "run its spec, or no folder (then nothing is stored).")
     # Check everything before training anything: the data of every run, every stored record.
-    if isinstance(shipped, str) and shipped == "auto":
-        shipped = _shipped_for(folder)
-    if not shipped_records_on():
-        shipped = None
+    shipped = shipped_for(folder) if isinstance(shipped, str) and shipped == "auto" else shipped
+    shipped = shipped if shipped_records_on() else None
     plans = []
     for run in runs:
         run_data = training_subset(data, run.train_images)
         wanted = _identity(run, run.spec, run_data) if run.spec else None
         path = None if folder is None else record_path(folder, run.name)
-        stored = _shipped_record(shipped, run, wanted, precision) if wanted else None
+        stored = shipped_record(shipped, run.name, wanted, precision) if wanted else None
         if stored is None and path is not None and path.exists():
             stored = (check_record(read_record(path), wanted, path, precision), "stored")
         plans.append((run, run_data, path, stored))
@@ -295,23 +268,6 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
         if bar is not None:
             bar.close()
     return results
-
-
-def _shipped_record(shipped, run, wanted, precision):
-    """``(record, "shipped")`` when ``shipped`` holds the record of ``run`` (identity
-    ``wanted``, computed in ``precision``); None, saying why, when it holds another run's."""
-    if shipped is None:
-        return None
-    path = record_path(shipped, run.name)
-    if not path.exists():
-        return None
-    record = read_record(path)   # RecordError naming the file and the fix when unreadable
-    found = mismatches(record, wanted, precision)
-    if found:
-        print(f"Not using the shipped record {path.parent.name}/{path.name}: it records another run "
-              f"({'; '.join(found[:6])}{'; ...' if len(found) > 6 else ''}); training it instead.")
-        return None
-    return record, "shipped"
 
 
 def _train(run, run_data, bar, keep_models, fit_options):
