@@ -1,6 +1,9 @@
 """Chapter 10's settings (vgg_lib.experiments.residual_networks): the plan of plain against
 residual runs, reading their end-of-training figures, the gradient profile at initialisation."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +13,8 @@ from vgg_lib.experiments.residual_networks import (RESIDUAL_STUDY, ResidualExper
                                                    residual_study_plan, study_label, study_spec)
 from vgg_lib.experiments.runs import record_path
 from vgg_lib.experiments.settings import Experiment
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_both_profiles_are_experiments_of_one_recipe_over_plain_and_residual_columns():
@@ -29,6 +34,7 @@ def test_the_quick_profile_is_the_records_from_scratch_subset_run_for_run():
     assert all(by_name[run.name].train_eval_images == run.train_eval_images for run in quick)
     assert RESIDUAL_STUDY["records"].precision == "fp32" and RESIDUAL_STUDY["records"].threads == 1
     assert residual_study_folder("quick") == residual_study_folder("records")
+    assert RESIDUAL_STUDY["quick"].data_kwargs() == RESIDUAL_STUDY["records"].data_kwargs()
 
 
 def test_the_chapter_reads_the_records_only_when_all_of_them_are_shipped(tmp_path, monkeypatch):
@@ -43,6 +49,17 @@ def test_the_chapter_reads_the_records_only_when_all_of_them_are_shipped(tmp_pat
     assert chapter_profile("quick") == "quick"  # one missing
     record_path(tmp_path / "residual_networks", runs[-1].name).write_text("{}")
     assert chapter_profile("quick") == "records"
+    # recorded on other data (by content): the reader's data trains the quick profile
+    real = sorted((ROOT / "results" / "residual_networks").glob("*.json"))[0].read_text()
+    record_path(tmp_path / "residual_networks", runs[0].name).write_text(real)
+    stored = json.loads(real)["identity"]["data"]
+
+    class Data:
+        def __init__(self, fingerprint):
+            self.fingerprint = lambda: fingerprint
+
+    assert chapter_profile("quick", Data(stored)) == "records"
+    assert chapter_profile("quick", Data(dict(stored, train={"count": 1}))) == "quick"
     monkeypatch.setenv("VGG_RECORDS", "off")
     assert chapter_profile("quick") == "quick"
 

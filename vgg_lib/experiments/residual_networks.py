@@ -23,7 +23,7 @@ from ..architecture.model import ModelSpec
 from ..training.diagnostics import probe_batch
 from ..training.recipe import TrainConfig
 from .settings import Experiment
-from .runs import record_path, shipped_folder
+from .runs import read_record, record_path, shipped_folder
 from .studies import StudyRun, study_folder
 
 RESIDUAL_CONFIGS = ("A", "D", "E", "E-6", "E-8")   # the depth axis, shallow to deep
@@ -144,17 +144,21 @@ def residual_study_folder(profile_name):
     return study_folder(residual_study_name(profile_name))
 
 
-def chapter_profile(profile_name):
+def chapter_profile(profile_name, data=None):
     """The profile the chapter runs: "full" on a GPU; on a CPU "records" when every one of its
-    runs is shipped (``results/residual_networks/``, read, not trained), else "quick", the
-    records' from-scratch subset (a reader in Colab, or ``VGG_RECORDS=off``)."""
+    runs is shipped (``results/residual_networks/``, read, not trained) and, given ``data``,
+    recorded on the same data (by content: not on the 10,000-image sample, say), else "quick",
+    the records' from-scratch subset (a reader in Colab, or ``VGG_RECORDS=off``)."""
     if profile_name == "full":
         return "full"
     shipped = shipped_folder(residual_study_name("records"))
-    if shipped is not None and all(record_path(shipped, run.name).is_file()
-                                   for run in residual_study_plan(RESIDUAL_STUDY["records"])):
-        return "records"
-    return "quick"
+    paths = [record_path(shipped, run.name) for run in residual_study_plan(RESIDUAL_STUDY["records"])
+             if shipped is not None]
+    if not paths or not all(path.is_file() for path in paths):
+        return "quick"
+    if data is not None and read_record(paths[0]).identity.get("data") != data.fingerprint():
+        return "quick"
+    return "records"
 
 
 def final(results, label, field):
