@@ -61,8 +61,10 @@ def test_verify_fails_on_a_record_the_code_does_not_reproduce(tiny_chapter, caps
     captured = capsys.readouterr()
     assert captured.out.count("DIFFERENT (identical)") == 1   # the test accuracy, nothing else
     assert "test_accuracy: recorded" in captured.out and "1 numbers did not reproduce" in captured.err
-    with pytest.raises(SystemExit):
-        results.main(["--part", "3/2"])
+    for wrong in ("3/2", "half"):
+        with pytest.raises(SystemExit):
+            results.main(["--part", wrong])
+        assert "use I/K" in capsys.readouterr().err
 
 
 def test_on_another_machine_verify_allows_the_recorded_seed_spread(tiny_chapter, capsys, monkeypatch):

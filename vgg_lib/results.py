@@ -76,7 +76,10 @@ def main(argv=None):
     if root is None:
         parser.error("No results folder: run from the book's repository, or set VGG_RESULTS_DIR "
                      "(and not VGG_RECORDS=off).")
-    part, parts = (int(n) for n in options.part.split("/"))
+    try:
+        part, parts = (int(n) for n in options.part.split("/"))
+    except ValueError:
+        part, parts = 0, 0
     if not 1 <= part <= parts:
         parser.error(f"--part {options.part}: use I/K with 1 <= I <= K, e.g. 1/2 and 2/2.")
     failed = 0
