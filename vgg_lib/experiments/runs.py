@@ -13,8 +13,10 @@ A record is reused only when it matches the run asked for: ``recorded(folder, id
 reads ``folder/<name>.json`` when it matches, else trains (``train()``) and writes it. A record
 that does not match, or a file that is truncated, corrupt or not a run record, raises
 ``RecordError`` naming the file, the differing field and the fix; it is never silently reused.
-The folder is a parameter: the chapters' checkpoint folder today, the repository's ``results/``
-for records the book ships.
+The folder is a parameter: a study's checkpoint folder, or the repository's ``results/<study>/``
+for the records the book ships (``shipped_folder``; ``VGG_RESULTS_DIR`` moves it, ``VGG_RECORDS=off``
+reads none), which are only read: ``shipped_record`` names a shipped record of another run and
+leaves the run to be trained.
 """
 
 import functools
