@@ -29,7 +29,7 @@ export PYTHONHASHSEED := 0
 # re-executing them with another profile, or a GPU's default, would compare different runs.
 test test-fast notebooks: export VGG_PROFILE := quick
 
-.PHONY: install chromium poppler book pdf test test-fast notebooks colab-today
+.PHONY: install chromium poppler book pdf test test-fast notebooks colab-today results
 .DEFAULT_GOAL := install
 
 # One clear line, not a pip resolver error, when the interpreter that would be used (the venv's, or
@@ -115,6 +115,13 @@ notebooks: install
 	  $(PY) -m vgg_lib.teaching.execution --stamp $$nb || exit 1; \
 	done
 	$(PY) -m vgg_lib.teaching.instructors_page --write
+
+# The run records the book ships (results/<study>/, one JSON per run): train the runs of a chapter's
+# records study that are not recorded yet (resumable). VERIFY=N trains N recorded runs again, chosen
+# at random, and compares them with their records (vgg_lib/results.py says how).
+# make results CHAPTER=10    make results CHAPTER=10 VERIFY=2
+results: install
+	nice -n 10 env OMP_NUM_THREADS=1 $(PY) -m vgg_lib.results $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(VERIFY),--verify $(VERIFY))
 
 # Every chapter, top to bottom, in a stand-in for today's Google Colab: Python 3.13, torch 2.11,
 # torchvision 0.26 (tests/colab_today.py). Not part of `make test`: 10-30 minutes on 2 cores,

@@ -37,7 +37,7 @@ PACKAGE = ROOT / "vgg_lib"
 PARTS = ("architecture", "measure", "evaluation", "training", "experiments", "inspection",
          "transfer", "exercises", "teaching")
 HELPERS = ("device", "tables", "atomic_write", "glue")
-COMMANDS = ("train",)  # python -m vgg_lib.<command>
+COMMANDS = ("train", "results")  # python -m vgg_lib.<command>
 ALLOWED = {
     "architecture": set(),
     "measure": {"architecture"},

@@ -1,13 +1,20 @@
 """Chapter 10's settings (vgg_lib.experiments.residual_networks): the plan of plain against
 residual runs, reading their end-of-training figures, the gradient profile at initialisation."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
 from vgg_lib.experiments.residual_networks import (RESIDUAL_STUDY, ResidualExperiment,
-                                                   depth_of, final, gradient_profile,
+                                                   chapter_profile, depth_of, final,
+                                                   gradient_profile, residual_study_folder,
                                                    residual_study_plan, study_label, study_spec)
+from vgg_lib.experiments.runs import record_path
 from vgg_lib.experiments.settings import Experiment
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_both_profiles_are_experiments_of_one_recipe_over_plain_and_residual_columns():
@@ -18,6 +25,43 @@ def test_both_profiles_are_experiments_of_one_recipe_over_plain_and_residual_col
         assert {r.recipe.replace(seed=0) for r in runs} == {settings.recipe.replace(seed=0)}
         assert {r.train_eval_images for r in runs} == {settings.train_eval_images}
         assert {r.spec.shortcuts for r in runs} == {"none", "identity"}
+
+
+def test_the_quick_profile_is_the_records_from_scratch_subset_run_for_run():
+    quick, records = (residual_study_plan(RESIDUAL_STUDY[name]) for name in ("quick", "records"))
+    by_name = {run.name: run for run in records}
+    assert len(records) == 50 and all(by_name[run.name] == run for run in quick)
+    assert all(by_name[run.name].train_eval_images == run.train_eval_images for run in quick)
+    assert RESIDUAL_STUDY["records"].precision == "fp32" and RESIDUAL_STUDY["records"].threads == 1
+    assert residual_study_folder("quick") == residual_study_folder("records")
+    assert RESIDUAL_STUDY["quick"].data_kwargs() == RESIDUAL_STUDY["records"].data_kwargs()
+
+
+def test_the_chapter_reads_the_records_only_when_all_of_them_are_shipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGG_RESULTS_DIR", str(tmp_path))
+    monkeypatch.delenv("VGG_RECORDS", raising=False)
+    assert chapter_profile("quick") == "quick" and chapter_profile("full") == "full"
+    runs = residual_study_plan(RESIDUAL_STUDY["records"])
+    for run in runs[:-1]:
+        path = record_path(tmp_path / "residual_networks", run.name)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("{}")
+    assert chapter_profile("quick") == "quick"  # one missing
+    record_path(tmp_path / "residual_networks", runs[-1].name).write_text("{}")
+    assert chapter_profile("quick") == "records"
+    # recorded on other data (by content): the reader's data trains the quick profile
+    real = sorted((ROOT / "results" / "residual_networks").glob("*.json"))[0].read_text()
+    record_path(tmp_path / "residual_networks", runs[0].name).write_text(real)
+    stored = json.loads(real)["identity"]["data"]
+
+    class Data:
+        def __init__(self, fingerprint):
+            self.fingerprint = lambda: fingerprint
+
+    assert chapter_profile("quick", Data(stored)) == "records"
+    assert chapter_profile("quick", Data(dict(stored, train={"count": 1}))) == "quick"
+    monkeypatch.setenv("VGG_RECORDS", "off")
+    assert chapter_profile("quick") == "quick"
 
 
 def test_only_the_deepest_first_seed_runs_carry_the_probe():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vgg_lib.architecture.model import ModelSpec
-from vgg_lib.experiments import studies
+from vgg_lib.experiments import runs, studies
 from vgg_lib.experiments.runs import RecordError
 from vgg_lib.experiments.studies import (StudyRun, equal_compute_images, relabel, run_study,
                                          summarise_study)
@@ -194,3 +194,82 @@ def test_studies_store_the_end_of_epoch_fit(tmp_path):
     assert "train_eval_images" not in studies._identity(without.run, spec, data)
     with pytest.raises(TypeError, match="train_eval_images"):
         run_study([without.run], data, tmp_path / "other", progress=False, train_eval_images=40)
+
+
+# --- the records the repository ships ----------------------------------------------------------------
+
+def shipped_and_checkpoints(tmp_path, monkeypatch, seeds=(0, 1)):
+    """Records of ``tiny_runs(seeds)`` shipped as study "tiny" in ``tmp_path/results``, and an
+    empty checkpoint folder; returns (shipped folder, the study's checkpoint folder, data)."""
+    data = random_data()
+    shipped = tmp_path / "results" / "tiny"
+    run_study(tiny_runs(seeds), data, shipped, progress=False, precision="fp32")
+    monkeypatch.setenv("VGG_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("VGG_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.delenv("VGG_RECORDS", raising=False)
+    return shipped, studies.study_folder("tiny"), data
+
+
+def test_a_study_reads_the_shipped_records_first_and_writes_only_to_its_own_folder(tmp_path,
+                                                                                   monkeypatch):
+    shipped, folder, data = shipped_and_checkpoints(tmp_path, monkeypatch)
+    before = {p.name: p.read_bytes() for p in shipped.glob("*.json")}
+    trained = []
+    real_fit = studies.fit
+    monkeypatch.setattr(studies, "fit", lambda *a, **k: trained.append(1) or real_fit(*a, **k))
+    assert runs.shipped_folder("tiny") == shipped
+    results = run_study(tiny_runs((0, 1, 2)), data, folder, progress=False, precision="fp32")
+    assert [r.source for r in results] == ["shipped", "shipped", "trained"] and trained == [1]
+    assert [r.reused for r in results] == [True, True, False]
+    assert sorted(p.name for p in folder.glob("*.json")) == ["A_allimg_1ep_lr0.05_seed2.json"]
+    assert {p.name: p.read_bytes() for p in shipped.glob("*.json")} == before  # read only
+    again = run_study(tiny_runs((0, 1, 2)), data, folder, progress=False, precision="fp32")
+    assert [r.source for r in again] == ["shipped", "shipped", "stored"] and trained == [1]
+    assert [r.test_accuracy for r in again] == [r.test_accuracy for r in results]
+    # a folder that is not a study's folder has no shipped records unless they are named
+    elsewhere = run_study(tiny_runs((0,)), data, tmp_path / "mine", progress=False)
+    assert elsewhere[0].source == "trained"
+    named = run_study(tiny_runs((0,)), data, None, shipped=shipped, progress=False)
+    assert named[0].source == "shipped" and trained == [1, 1]
+
+
+def test_a_shipped_record_of_another_run_is_named_and_trained_again(tmp_path, monkeypatch, capsys):
+    shipped, folder, data = shipped_and_checkpoints(tmp_path, monkeypatch, seeds=(0,))
+    path = shipped / "A_allimg_1ep_lr0.05_seed0.json"
+    path.write_text(path.read_text().replace('"momentum": 0.9', '"momentum": 0.5'))
+    (result,) = run_study(tiny_runs((0,)), data, folder, progress=False)
+    said = capsys.readouterr().out
+    assert "Not using the shipped record tiny/A_allimg_1ep_lr0.05_seed0.json" in said
+    assert "recipe.momentum: stored 0.5 vs now 0.9" in said and result.source == "trained"
+    assert '"momentum": 0.5' in path.read_text()  # the shipped file is left as it was
+    assert (folder / path.name).is_file()
+    # another precision than the one asked for is another run too
+    path.write_text(path.read_text().replace('"momentum": 0.5', '"momentum": 0.9'))
+    (result,) = run_study(tiny_runs((0,)), data, tmp_path / "elsewhere", shipped=shipped,
+                          progress=False, precision="bf16")
+    assert result.source == "trained"
+    assert "precision: stored 'fp32' vs now 'bf16'" in capsys.readouterr().out
+
+
+def test_records_off_trains_and_a_broken_shipped_record_is_an_error(tmp_path, monkeypatch):
+    shipped, folder, data = shipped_and_checkpoints(tmp_path, monkeypatch, seeds=(0,))
+    monkeypatch.setenv("VGG_RECORDS", "off")
+    assert runs.shipped_folder("tiny") is None
+    (result,) = run_study(tiny_runs((0,)), data, folder, progress=False)
+    assert result.source == "trained"
+    (result,) = run_study(tiny_runs((0,)), data, None, shipped=shipped, progress=False)
+    assert result.source == "trained"
+    monkeypatch.delenv("VGG_RECORDS")
+    (shipped / "A_allimg_1ep_lr0.05_seed0.json").write_text('{"format": "vgg_lib.run-rec')
+    with pytest.raises(RecordError, match=r"seed0.json is not complete JSON.*Delete"):
+        run_study(tiny_runs((0,)), data, tmp_path / "fresh", shipped=shipped, progress=False)
+
+
+def test_the_shipped_records_are_the_repository_s_results_folder(monkeypatch):
+    from vgg_lib.experiments.runs import PACKAGE, results_dir
+    monkeypatch.delenv("VGG_RESULTS_DIR", raising=False)
+    monkeypatch.delenv("VGG_RECORDS", raising=False)
+    assert results_dir() == PACKAGE.parent / "results"
+    assert runs.shipped_folder("residual_networks") == PACKAGE.parent / "results" / "residual_networks"
+    with pytest.raises(ValueError, match="Study name"):
+        runs.shipped_folder("../x")

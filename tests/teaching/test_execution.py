@@ -79,3 +79,18 @@ def test_no_chapter_stores_widget_state_that_nothing_on_its_page_renders():
         nb = nbformat.read(path, as_version=4)
         cleaned = execution.clean(nbformat.reads(nbformat.writes(nb), as_version=4))
         assert cleaned == nb, f"{path.name}: python -m vgg_lib.teaching.execution --clean {path.relative_to(REPO)}"
+
+
+def test_the_report_sums_the_cost_of_the_shipped_run_records(tmp_path):
+    assert execution.records_markdown(tmp_path) == ""  # no results/: no table
+    shipped = sorted((REPO / "results" / "residual_networks").glob("*.json"))[:2]
+    (tmp_path / "results" / "study").mkdir(parents=True)
+    (tmp_path / "results" / "empty").mkdir()
+    for path in shipped:
+        (tmp_path / "results" / "study" / path.name).write_bytes(path.read_bytes())
+    from vgg_lib.experiments.runs import read_record
+    records = [read_record(path) for path in shipped]
+    table = execution.records_markdown(tmp_path)
+    assert table.count("| `results/") == 1 and "| `results/study/` | 2 |" in table
+    assert f"| {execution._duration(sum(r.cpu_seconds for r in records))} |" in table
+    assert "fp32, 1 thread(s)" in table

@@ -23,6 +23,7 @@ from ..architecture.model import ModelSpec
 from ..training.diagnostics import probe_batch
 from ..training.recipe import TrainConfig
 from .settings import Experiment
+from .runs import read_record, record_path, shipped_folder
 from .studies import StudyRun, study_folder
 
 RESIDUAL_CONFIGS = ("A", "D", "E", "E-6", "E-8")   # the depth axis, shallow to deep
@@ -59,6 +60,16 @@ RESIDUAL_STUDY = {
                                 train_images=8_000, validation=2_000, test_images=5_000,
                                 seeds=(0, 1), configs=("A", "E-8"), train_eval_images=2_000,
                                 precision="fp32", threads=1),
+    # The records the chapter reads (results/residual_networks/, one JSON per run, made by
+    # `make results CHAPTER=10`): the quick profile's size and recipe for all five columns,
+    # plain and residual, five seeds (50 runs), so that the comparisons can reach the book's
+    # four standard errors. The quick profile is its from-scratch subset (its 8 runs are 8 of
+    # these 50, record for record): a reader without the records trains those. fp32 and one
+    # thread, stated, so that a record means the same run on any CPU.
+    "records": ResidualExperiment(SPEC.replace(width=0.125), RECIPE.replace(epochs=3),
+                                  train_images=8_000, validation=2_000, test_images=5_000,
+                                  seeds=(0, 1, 2, 3, 4), configs=RESIDUAL_CONFIGS,
+                                  train_eval_images=2_000, precision="fp32", threads=1),
     # The study the chapter's questions need, on a GPU: all five columns, five seeds, a quarter
     # of VGG's width on all of CIFAR-10 but the validation split, 30 epochs.
     "full": ResidualExperiment(SPEC.replace(width=0.25), RECIPE.replace(epochs=30, crop_padding=4),
@@ -122,9 +133,32 @@ def residual_study_plan(settings, probe_steps=None):
             for seed in settings.seeds]
 
 
+def residual_study_name(profile_name):
+    """The study a profile's runs belong to: "residual_networks" for the CPU budget (the
+    records and their quick subset share it, run for run), "residual_networks-full"."""
+    return "residual_networks" if profile_name in ("quick", "records") else f"residual_networks-{profile_name}"
+
+
 def residual_study_folder(profile_name):
     """Where the runs of a profile are stored (``studies.study_folder``)."""
-    return study_folder(f"residual_networks-{profile_name}")
+    return study_folder(residual_study_name(profile_name))
+
+
+def chapter_profile(profile_name, data=None):
+    """The profile the chapter runs: "full" on a GPU; on a CPU "records" when every one of its
+    runs is shipped (``results/residual_networks/``, read, not trained) and, given ``data``,
+    recorded on the same data (by content: not on the 10,000-image sample, say), else "quick",
+    the records' from-scratch subset (a reader in Colab, or ``VGG_RECORDS=off``)."""
+    if profile_name == "full":
+        return "full"
+    shipped = shipped_folder(residual_study_name("records"))
+    paths = [record_path(shipped, run.name) for run in residual_study_plan(RESIDUAL_STUDY["records"])
+             if shipped is not None]
+    if not paths or not all(path.is_file() for path in paths):
+        return "quick"
+    if data is not None and read_record(paths[0]).identity.get("data") != data.fingerprint():
+        return "quick"
+    return "records"
 
 
 def final(results, label, field):

@@ -14,14 +14,17 @@ A record is reused only when it matches the run asked for: ``recorded(folder, id
 reads ``folder/<name>.json`` when it matches, else trains (``train()``) and writes it. A record
 that does not match, or a file that is truncated, corrupt or not a run record, raises
 ``RecordError`` naming the file, the differing field and the fix; it is never silently reused.
-The folder is a parameter: the chapters' checkpoint folder today, the repository's ``results/``
-for records the book ships.
+The folder is a parameter: a study's checkpoint folder, or the repository's ``results/<study>/``
+for the records the book ships (``shipped_folder``; ``VGG_RESULTS_DIR`` moves it, ``VGG_RECORDS=off``
+reads none), which are only read: ``shipped_record`` names a shipped record of another run and
+leaves the run to be trained.
 """
 
 import functools
 import hashlib
 import json
 import math
+import os
 import re
 import subprocess
 import time
@@ -32,11 +35,14 @@ import torch
 
 from ..atomic_write import write_atomically
 from ..device import machine
+from ..training.checkpoint import default_checkpoint_dir
 from ..training.data import without_folders
 from ..training.history import History
 
 FORMAT = "vgg_lib.run-record/1"
 PACKAGE = Path(__file__).resolve().parents[1]
+ENV_RESULTS_DIR = "VGG_RESULTS_DIR"   # where the shipped records are (default: <repo>/results)
+ENV_RECORDS = "VGG_RECORDS"           # "off": read no shipped record, train instead
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -163,6 +169,25 @@ def _finite(value):
 
 # --- files ------------------------------------------------------------------------------------
 
+def shipped_records_on():
+    """False when ``VGG_RECORDS=off`` (or 0, no, false): read no shipped record, train."""
+    return os.environ.get(ENV_RECORDS, "").strip().lower() not in ("off", "0", "no", "false")
+
+
+def results_dir():
+    """The folder of the records the book ships: ``VGG_RESULTS_DIR`` when set, else
+    ``results/`` of the repository vgg_lib runs from (None when it runs from an installed
+    package, as in Colab, or when ``VGG_RECORDS=off``: then nothing shipped is read)."""
+    if not shipped_records_on():
+        return None
+    if os.environ.get(ENV_RESULTS_DIR):
+        return Path(os.environ[ENV_RESULTS_DIR]).expanduser()
+    repository = PACKAGE.parent
+    if (repository / "_toc.yml").is_file() and (repository / "results").is_dir():
+        return repository / "results"
+    return None
+
+
 def record_path(folder, name):
     """``folder/<name>.json``; ``name``: letters, digits, '.', '_' and '-'."""
     if not NAME.fullmatch(str(name)):
@@ -238,12 +263,19 @@ def differences(stored, wanted, prefix=""):
     return found
 
 
-def check_record(record, wanted, path, precision=None):
-    """``RecordError`` unless ``record`` is of the run ``wanted`` (an ``identity``) and, when
-    ``precision`` is given (not "auto"), was computed in it."""
+def mismatches(record, wanted, precision=None):
+    """The fields in which ``record`` is not of the run ``wanted`` (an ``identity``) computed in
+    ``precision`` (None or "auto": any); empty when it is."""
     found = differences(record.identity, wanted)
     if precision not in (None, "auto") and record.precision != precision:
         found.append(f"precision: stored {record.precision!r} vs now {precision!r}")
+    return found
+
+
+def check_record(record, wanted, path, precision=None):
+    """``RecordError`` unless ``record`` is of the run ``wanted`` (an ``identity``) and, when
+    ``precision`` is given (not "auto"), was computed in it."""
+    found = mismatches(record, wanted, precision)
     if found:
         raise RecordError(
             f"{path} records another run than the one asked for ("
@@ -270,3 +302,41 @@ def recorded(folder, name, wanted, train, precision=None):
     record = train()
     write_record(record_path(folder, name), record)
     return record, False
+
+
+# --- the records the repository ships --------------------------------------------------------
+
+def shipped_folder(name):
+    """Where the book ships the records of study ``name``, read only: ``<results>/<name>``
+    (``runs.results_dir``: ``VGG_RESULTS_DIR`` or the repository's ``results/``); None when
+    there is none (an installed vgg_lib, as in Colab) or ``VGG_RECORDS=off``."""
+    if not NAME.fullmatch(str(name)):
+        raise ValueError(f"Study name {name!r}: use letters, digits, '.', '_' and '-' only.")
+    folder = results_dir()
+    return None if folder is None else folder / name
+
+
+def shipped_for(folder):
+    """The shipped records of the study kept in ``folder``: ``shipped_folder(<name>)`` when
+    ``folder`` is ``<checkpoint folder>/studies/<name>`` (``studies.study_folder``), else None."""
+    if folder is None or Path(folder).parent != default_checkpoint_dir() / "studies":
+        return None
+    return shipped_folder(Path(folder).name)
+
+
+def shipped_record(shipped, name, wanted, precision=None):
+    """``(record, "shipped")`` when the folder ``shipped`` holds the record ``name`` of the run
+    ``wanted`` (an ``identity``) computed in ``precision``; None when it holds none, and None,
+    printing which fields differ, when it holds another run's (the caller trains the run)."""
+    if shipped is None:
+        return None
+    path = record_path(shipped, name)
+    if not path.exists():
+        return None
+    record = read_record(path)   # RecordError naming the file and the fix when unreadable
+    found = mismatches(record, wanted, precision)
+    if found:
+        print(f"Not using the shipped record {path.parent.name}/{path.name}: it records another run "
+              f"({'; '.join(found[:6])}{'; ...' if len(found) > 6 else ''}); training it instead.")
+        return None
+    return record, "shipped"

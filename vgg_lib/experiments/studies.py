@@ -35,7 +35,8 @@ from ..training.profiles import estimate_seconds, forward_macs
 from ..training.recipe import TrainConfig
 from ..training.reproducibility import seed_everything
 from .runs import (NAME, Stopwatch, check_record, final_metrics, identity, make_record, read_record,
-                   read_records, record_path, write_record)
+                   read_records, record_path, shipped_for, shipped_record, shipped_records_on,
+                   write_record)
 from .statistics import mean_std, plus_minus, welch
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,+_-]*")  # a table row's label: "A", "batch norm"
@@ -121,6 +122,7 @@ class RunResult:
     model: object = None
     probe: object = None
     reused: bool = False   # read from its record rather than trained in this call
+    source: str = "trained"  # "shipped" (results/), "stored" (in the folder), "trained" here
 
     @property
     def metrics(self):
@@ -163,14 +165,13 @@ def relabel(results, prefix):
 
 
 def recorded_results(path):
-    """The runs of a records file (``runs.read_records``) as ``RunResult``s, for
-    ``summarise_study`` and the tables: runs made elsewhere, read rather than trained."""
+    """The runs of a records file (``runs.read_records``) as ``RunResult``s, read, not trained."""
     results = []
     for record in read_records(path):
         run_identity = record.identity
         run = StudyRun(run_identity["label"], ModelSpec.from_dict(run_identity["spec"]),
                        TrainConfig.from_dict(run_identity["recipe"]), run_identity["train_images"])
-        results.append(RunResult(run, record.restored_history(), record, reused=True))
+        results.append(RunResult(run, record.restored_history(), record, reused=True, source="shipped"))
     return results
 
 
@@ -201,14 +202,17 @@ def _steps(run, train_images):
     return run.recipe.epochs * (images // batch), batch
 
 
-def run_study(runs, data, folder=None, *, progress=True, keep_models=False, log=None,
-              **fit_options):
+def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_models=False,
+              log=None, **fit_options):
     """Train every run of ``runs`` (``StudyRun`` objects; a run listed twice trains once) on
-    ``data`` that has no record in ``folder`` yet, and return one ``RunResult`` per distinct
-    run, in order. Before anything is trained, every record is checked: one of another run
-    raises ``RecordError``. Each finished run's record is written at once (atomically), so an
-    interrupted study loses at most the run it was training. ``folder=None``: nothing is read
-    or stored, every run trains.
+    ``data`` that has no record yet, and return one ``RunResult`` per distinct run, in order.
+    A record is looked for in ``shipped`` first (read only; "auto": ``runs.shipped_for(folder)``,
+    the repository's ``results/<name>`` for ``study_folder(<name>)``; ``VGG_RECORDS=off``: none),
+    where one of another run is named, field by field, and the run trains; then in ``folder``,
+    where one of another run raises ``RecordError`` before anything trains (as does an
+    unreadable file in either). Each finished run's record is written at once (atomically) into
+    ``folder`` only, so an interrupted study loses at most the run it was training.
+    ``folder=None``: nothing is stored.
 
     ``progress``: one progress bar over the images of all the runs still to train. ``log``: a
     function given one line per finished run. ``keep_models``: the results of the runs trained
@@ -227,14 +231,16 @@ def run_study(runs, data, folder=None, *, progress=True, keep_models=False, log=
         raise ValueError("A run made by a build function has no ModelSpec to record: give each "
                          "run its spec, or no folder (then nothing is stored).")
     # Check everything before training anything: the data of every run, every stored record.
+    shipped = shipped_for(folder) if isinstance(shipped, str) and shipped == "auto" else shipped
+    shipped = shipped if shipped_records_on() else None
     plans = []
     for run in runs:
         run_data = training_subset(data, run.train_images)
         wanted = _identity(run, run.spec, run_data) if run.spec else None
         path = None if folder is None else record_path(folder, run.name)
-        stored = None
-        if path is not None and path.exists():
-            stored = check_record(read_record(path), wanted, path, precision)
+        stored = shipped_record(shipped, run.name, wanted, precision) if wanted else None
+        if stored is None and path is not None and path.exists():
+            stored = (check_record(read_record(path), wanted, path, precision), "stored")
         plans.append((run, run_data, path, stored))
     to_train = [plan for plan in plans if plan[3] is None]
     total = sum(math.prod(_steps(run, run_data.train_images)) for run, run_data, *_ in to_train)
@@ -248,7 +254,9 @@ def run_study(runs, data, folder=None, *, progress=True, keep_models=False, log=
     try:
         for run, run_data, path, stored in plans:
             if stored is not None:
-                results.append(RunResult(run, stored.restored_history(), stored, reused=True))
+                record, source = stored
+                results.append(RunResult(run, record.restored_history(), record, reused=True,
+                                         source=source))
                 continue
             result = _train(run, run_data, bar, keep_models, fit_options)
             if path is not None:

@@ -1,0 +1,75 @@
+"""The records command (``python -m vgg_lib.results``, ``make results``): makes a chapter's
+records resumably in the results folder, in parts, and ``--verify`` re-trains recorded runs and
+finds a record the code no longer reproduces. On a tiny study of synthetic data."""
+
+import json
+
+import pytest
+
+from support import colour_data
+from vgg_lib import results
+from vgg_lib.architecture.model import ModelSpec
+from vgg_lib.experiments.residual_networks import ResidualExperiment
+from vgg_lib.experiments.studies import StudyRun
+from vgg_lib.training.recipe import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+TINY = ModelSpec(config="A", batch_norm=True, width=0.0625, head="compact", num_classes=10)
+RECIPE = TrainConfig(epochs=1, batch_size=32, lr=0.05)
+
+
+@pytest.fixture
+def tiny_chapter(tmp_path, monkeypatch):
+    """Chapter "10" is a study of three tiny runs on synthetic data; results go to tmp_path."""
+    settings = ResidualExperiment(TINY, RECIPE, train_images=None, validation=40, test_images=None,
+                                  precision="fp32")
+    runs = [StudyRun("A-plain", TINY, RECIPE.replace(seed=s), train_eval_images=20)
+            for s in (0, 1, 2)]
+    monkeypatch.setattr(results, "CHAPTERS", {"10": lambda: ("tiny", settings, runs)})
+    monkeypatch.setattr(results, "load_cifar10", lambda **options: colour_data())
+    monkeypatch.setenv("VGG_RESULTS_DIR", str(tmp_path))
+    monkeypatch.delenv("VGG_RECORDS", raising=False)
+    return tmp_path / "tiny"
+
+
+
+
+def test_records_are_made_in_parts_then_verified_bit_for_bit(tiny_chapter, capsys):
+    with pytest.raises(SystemExit):   # nothing recorded yet: verify says to make them first
+        results.main(["--verify", "1"])
+    assert "make results CHAPTER=10" in capsys.readouterr().err
+    assert results.main(["--chapter", "10", "--part", "2/2"]) == 0
+    assert sorted(p.name for p in tiny_chapter.glob("*.json")) == ["A-plain_allimg_1ep_lr0.05_seed1.json"]
+    assert results.main(["--chapter", "10"]) == 0
+    assert "2 trained, 1 already recorded" in capsys.readouterr().out
+    first = {p.name: p.read_text() for p in tiny_chapter.glob("*.json")}
+    assert len(first) == 3
+    assert results.main(["--verify", "2", "--seed", "3"]) == 0
+    said = capsys.readouterr().out
+    assert "verifying 2 of 3 runs (seed 3)" in said and "DIFFERENT" not in said
+    assert said.count("ok (identical)") == 2 * len(results.METRICS)  # same machine, fp32, torch
+    assert {p.name: p.read_text() for p in tiny_chapter.glob("*.json")} == first  # nothing written
+
+
+def test_verify_fails_on_a_record_the_code_does_not_reproduce(tiny_chapter, capsys):
+    assert results.main(["--chapter", "10"]) == 0
+    for path in tiny_chapter.glob("*.json"):
+        record = json.loads(path.read_text())
+        record["metrics"]["test_accuracy"] += 0.01
+        path.write_text(json.dumps(record))
+    assert results.main(["--verify", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("DIFFERENT (identical)") == 1   # the test accuracy, nothing else
+    assert "test_accuracy: recorded" in captured.out and "1 numbers did not reproduce" in captured.err
+    for wrong in ("3/2", "half"):
+        with pytest.raises(SystemExit):
+            results.main(["--part", wrong])
+        assert "use I/K" in capsys.readouterr().err
+
+
+def test_on_another_machine_verify_allows_the_recorded_seed_spread(tiny_chapter, capsys, monkeypatch):
+    assert results.main(["--chapter", "10"]) == 0
+    monkeypatch.setattr(results, "cpu_model", lambda: "another CPU")
+    assert results.main(["--verify", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "(2 seed stds)" in said and "(identical)" not in said

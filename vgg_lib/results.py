@@ -1,0 +1,128 @@
+"""The records the book ships, made and checked: ``make results [CHAPTER=10] [VERIFY=N]``, or
+``python -m vgg_lib.results [--chapter 10] [--verify N] [--part I/K]``.
+
+Without ``--verify`` it trains every run of a chapter's records study that has no record in
+``results/<study>/`` yet and writes its record there (``experiments.studies.run_study``: one JSON
+per finished run, atomically, so it resumes where it stopped; a record of another run is an error
+naming the field, never overwritten). ``--part 1/2`` trains every second run only, starting with
+the first, so two processes (one thread each) share the work.
+
+``--verify N`` trains N recorded runs again, chosen at random (``--seed``, printed), and compares
+their final numbers (test and validation accuracy, training loss and accuracy in eval mode) with
+the record: identical where the machine's CPU model, the precision and torch's version are the
+record's (one thread in fp32 on a CPU computes the same bits every time); elsewhere within a
+tolerance derived from the recorded seed spread of the run's row: ``TOLERANCE_STDS`` standard
+deviations of that metric over the row's seeds. Exit status 1 when a run does not reproduce.
+"""
+
+import argparse
+import random
+import sys
+
+import torch
+
+from .device import cpu_model
+from .experiments import residual_networks
+from .experiments.runs import results_dir
+from .experiments.statistics import std
+from .experiments.studies import run_study
+from .training.cifar10 import load_cifar10
+
+TOLERANCE_STDS = 2.0   # another machine, precision or torch: within 2 seed standard deviations
+METRICS = ("test_accuracy", "val_accuracy", "train_eval_loss", "train_eval_accuracy")
+
+
+def residual_networks_study():
+    settings = residual_networks.RESIDUAL_STUDY["records"]
+    return (residual_networks.residual_study_name("records"), settings,
+            residual_networks.residual_study_plan(settings))
+
+
+# chapter -> a function returning (study name, settings: an Experiment with precision/threads,
+# the runs); each study's records are results/<study name>/
+CHAPTERS = {"10": residual_networks_study}
+
+
+def final_numbers(result):
+    """The final metrics a verify compares, of a ``RunResult``."""
+    numbers = {"test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy[-1]}
+    for key in ("train_eval_loss", "train_eval_accuracy"):
+        numbers[key] = (result.history.epochs[-1].get(key) if result.history.epochs else None)
+    return numbers
+
+
+def spread(results, label, key):
+    """The standard deviation of ``key`` over the recorded seeds of row ``label``."""
+    return std([final_numbers(r)[key] for r in results if r.label == label])
+
+
+def same_kind(record):
+    """Whether this machine, precision aside, is the record's: CPU model, torch version, and
+    no GPU on either (a verify trains on the CPU)."""
+    return record.machine.get("cpu") == cpu_model() and record.torch == torch.__version__
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m vgg_lib.results", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chapter", action="append", choices=sorted(CHAPTERS),
+                        help="the chapter whose records to make (default: all)")
+    parser.add_argument("--verify", type=int, default=0, metavar="N",
+                        help="train N recorded runs again and compare (nothing is written)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the choice of runs to verify")
+    parser.add_argument("--part", default="1/1", metavar="I/K",
+                        help="make only every K-th run, starting with the I-th (default 1/1)")
+    options = parser.parse_args(argv)
+    root = results_dir()
+    if root is None:
+        parser.error("No results folder: run from the book's repository, or set VGG_RESULTS_DIR "
+                     "(and not VGG_RECORDS=off).")
+    try:
+        part, parts = (int(n) for n in options.part.split("/"))
+    except ValueError:
+        part, parts = 0, 0
+    if not 1 <= part <= parts:
+        parser.error(f"--part {options.part}: use I/K with 1 <= I <= K, e.g. 1/2 and 2/2.")
+    failed = 0
+    for chapter in options.chapter or sorted(CHAPTERS):
+        name, settings, runs = CHAPTERS[chapter]()
+        if settings.threads is not None:
+            torch.set_num_threads(settings.threads)
+        data = load_cifar10(**settings.data_kwargs(torch.device("cpu")))
+        folder = root / name
+        fit_options = dict(precision=settings.precision, eval_every_epoch=False)
+        if not options.verify:
+            mine = runs[part - 1::parts]
+            print(f"chapter {chapter}: {len(mine)} of the {len(runs)} runs of {name} "
+                  f"(part {part}/{parts}) into {folder}", flush=True)
+            results = run_study(mine, data, folder, shipped=None, **fit_options)
+            print(f"chapter {chapter}: {sum(not r.reused for r in results)} trained, "
+                  f"{sum(r.reused for r in results)} already recorded")
+            continue
+        recorded = run_study(runs, data, folder, shipped=None, progress=False, **fit_options) \
+            if all((folder / f"{run.name}.json").is_file() for run in runs) else None
+        if recorded is None:
+            parser.error(f"chapter {chapter}: not every run of {name} is recorded; make them first "
+                         f"(make results CHAPTER={chapter}).")
+        chosen = sorted(random.Random(options.seed).sample(range(len(runs)), options.verify))
+        print(f"chapter {chapter}: verifying {options.verify} of {len(runs)} runs (seed "
+              f"{options.seed}): {', '.join(runs[i].name for i in chosen)}", flush=True)
+        for i in chosen:
+            stored = recorded[i]
+            (again,) = run_study([runs[i]], data, None, shipped=None, progress=False, **fit_options)
+            exact = same_kind(stored.record) and stored.record.precision == again.record.precision
+            before, after = final_numbers(stored), final_numbers(again)
+            for key in METRICS:
+                allowed = 0.0 if exact else TOLERANCE_STDS * spread(recorded, stored.label, key)
+                ok = before[key] == after[key] if exact else abs(before[key] - after[key]) <= allowed
+                failed += not ok
+                rule = "identical" if exact else f"within {allowed:.4g} ({TOLERANCE_STDS:g} seed stds)"
+                print(f"  {stored.name} {key}: recorded {before[key]!r}, now {after[key]!r}: "
+                      f"{'ok' if ok else 'DIFFERENT'} ({rule})", flush=True)
+    if failed:
+        print(f"{failed} numbers did not reproduce.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
