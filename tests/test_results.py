@@ -3,13 +3,15 @@ records resumably in the results folder, in parts, and ``--verify`` re-trains re
 finds a record the code no longer reproduces. On a tiny study of synthetic data."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from support import colour_data
 from vgg_lib import results
 from vgg_lib.architecture.model import ModelSpec
-from vgg_lib.experiments.residual_networks import ResidualExperiment
+from vgg_lib.experiments.depth_study import DEPTH_STUDY, VIEWS, depth_study_name, depth_study_plan
 from vgg_lib.experiments.studies import StudyRun
 from vgg_lib.training.recipe import TrainConfig
 
@@ -21,11 +23,10 @@ RECIPE = TrainConfig(epochs=1, batch_size=32, lr=0.05)
 @pytest.fixture
 def tiny_chapter(tmp_path, monkeypatch):
     """Chapter "10" is a study of three tiny runs on synthetic data; results go to tmp_path."""
-    settings = ResidualExperiment(TINY, RECIPE, train_images=None, validation=40, test_images=None,
-                                  precision="fp32")
     runs = [StudyRun("A-plain", TINY, RECIPE.replace(seed=s), train_eval_images=20)
             for s in (0, 1, 2)]
-    monkeypatch.setattr(results, "CHAPTERS", {"10": lambda: ("tiny", settings, runs)})
+    chapter = results.ChapterRecords("tiny", runs, {}, "fp32", fit_options={"eval_every_epoch": False})
+    monkeypatch.setattr(results, "CHAPTERS", {"10": lambda: chapter})
     monkeypatch.setattr(results, "load_cifar10", lambda **options: colour_data())
     monkeypatch.setenv("VGG_RESULTS_DIR", str(tmp_path))
     monkeypatch.delenv("VGG_RECORDS", raising=False)
@@ -87,3 +88,49 @@ def test_the_same_cpu_name_with_other_cpu_features_is_another_machine(tiny_chapt
     assert results.main(["--verify", "1"]) == 0
     said = capsys.readouterr().out
     assert "(4 seed stds)" in said and "(identical)" not in said
+
+
+def test_other_threads_are_another_machine_too(tiny_chapter, capsys):
+    # a CPU's kernels split their sums by thread: records of 2 threads, verified on 1, are
+    # compared within the seed spread, not bit for bit
+    assert results.main(["--chapter", "10"]) == 0
+    for path in tiny_chapter.glob("*.json"):
+        record = json.loads(path.read_text())
+        record["threads"] = 2
+        path.write_text(json.dumps(record))
+    assert results.main(["--verify", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "(4 seed stds)" in said and "(identical)" not in said
+
+
+def test_a_verify_compares_only_what_the_runs_measured(tiny_chapter, monkeypatch, capsys):
+    # chapter 8's runs have no train_eval_images: their records hold no eval-mode training numbers
+    runs = [StudyRun("A", TINY, RECIPE.replace(seed=s)) for s in (0, 1, 2)]
+    chapter = results.ChapterRecords("tiny", runs, {}, "fp32")
+    monkeypatch.setattr(results, "CHAPTERS", {"8": lambda: chapter})
+    assert results.main(["--chapter", "8"]) == 0
+    assert results.main(["--verify", "1"]) == 0
+    said = capsys.readouterr().out
+    assert said.count("ok (identical)") == 2 and "train_eval" not in said
+
+
+def test_the_seed_spread_is_the_row_of_the_same_run_in_another_seed():
+    # chapter 8's label B has two rows (equal epochs: all images; equal compute: fewer)
+    def result(images, seed, accuracy):
+        run = StudyRun("B", TINY, RECIPE.replace(seed=seed), images)
+        return SimpleNamespace(run=run, label="B", test_accuracy=accuracy, val_accuracy=[accuracy],
+                               history=SimpleNamespace(epochs=[]))
+
+    rows = [result(None, 0, 0.50), result(None, 1, 0.52), result(40, 0, 0.30), result(40, 1, 0.34)]
+    assert results.spread(rows, rows[0].run, "test_accuracy") == pytest.approx(results.std([0.50, 0.52]))
+    assert results.spread(rows, rows[3].run, "test_accuracy") == pytest.approx(results.std([0.30, 0.34]))
+
+
+def test_chapter_8s_records_are_the_quick_study_the_chapter_reads_in_fp32():
+    chapter = results.CHAPTERS["8"]()
+    plan = depth_study_plan(DEPTH_STUDY["quick"], DEPTH_STUDY["quick"].train_images)
+    assert {run.name for run in chapter.runs} == {run.name for view in VIEWS for run in plan[view]}
+    assert len(chapter.runs) == len({run.name for run in chapter.runs}) == 36
+    assert chapter.name == depth_study_name("quick") and chapter.precision == "fp32"
+    assert chapter.threads == 1 and chapter.fit_options == {}   # the chapter evaluates every epoch
+    assert chapter.data_kwargs == DEPTH_STUDY["quick"].data_kwargs(torch.device("cpu"))

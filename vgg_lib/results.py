@@ -9,20 +9,23 @@ the first, so two processes (one thread each) share the work.
 
 ``--verify N`` trains N recorded runs again, chosen at random (``--seed``, printed), and compares
 their final numbers (test and validation accuracy, training loss and accuracy in eval mode) with
-the record: identical where the machine's CPU model and recorded CPU features
-(``device.RECORDED_FLAGS``), the precision and torch's version are the record's (one thread in fp32 on a CPU computes the same bits every time); elsewhere within a
-tolerance derived from the recorded seed spread of the run's row: ``TOLERANCE_STDS`` standard
-deviations of that metric over the row's seeds. Exit status 1 when a run does not reproduce.
+the record (those the study measures): identical where the machine's CPU model and recorded CPU
+features (``device.RECORDED_FLAGS``), the precision, torch's version and the number of threads
+are the record's (``exact``: on a CPU, the same threads in fp32 compute the same bits every
+time); elsewhere within a tolerance derived from the recorded seed spread of the run's row:
+``TOLERANCE_STDS`` standard deviations of that metric over the row's seeds. Exit status 1 when a
+run does not reproduce.
 """
 
 import argparse
 import random
 import sys
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from .device import machine
-from .experiments import residual_networks
+from .experiments import depth_study, residual_networks
 from .experiments.runs import results_dir
 from .experiments.statistics import std
 from .experiments.studies import run_study
@@ -37,15 +40,38 @@ TOLERANCE_STDS = 4.0
 METRICS = ("test_accuracy", "val_accuracy", "train_eval_loss", "train_eval_accuracy")
 
 
+@dataclass(frozen=True)
+class ChapterRecords:
+    """A chapter's records study, as ``make results`` makes and verifies it."""
+
+    name: str             # the study: its records are results/<name>/
+    runs: list            # its StudyRuns, each once
+    data_kwargs: dict     # load_cifar10's keyword arguments for its data
+    precision: str        # stated, not "auto": a record means the same run on any CPU
+    threads: int = 1      # torch threads per run (None: leave torch's setting)
+    fit_options: dict = field(default_factory=dict)   # the other fit options the chapter uses
+
+
 def residual_networks_study():
     settings = residual_networks.RESIDUAL_STUDY["records"]
-    return (residual_networks.residual_study_name("records"), settings,
-            residual_networks.residual_study_plan(settings))
+    return ChapterRecords(residual_networks.residual_study_name("records"),
+                          residual_networks.residual_study_plan(settings),
+                          settings.data_kwargs(torch.device("cpu")), settings.precision,
+                          settings.threads, {"eval_every_epoch": False})
 
 
-# chapter -> a function returning (study name, settings: an Experiment with precision/threads,
-# the runs); each study's records are results/<study name>/
-CHAPTERS = {"10": residual_networks_study}
+def depth_study_quick():
+    """Chapter 8's quick study (its 36 distinct runs), in fp32 whatever the CPU: the records the
+    chapter ships were made in fp32 (on 2 threads; these on 1, see ``exact``)."""
+    settings = depth_study.DEPTH_STUDY["quick"]
+    plan = depth_study.depth_study_plan(settings, settings.train_images)
+    runs = {run.name: run for view in depth_study.VIEWS for run in plan[view]}
+    return ChapterRecords(depth_study.depth_study_name("quick"), list(runs.values()),
+                          settings.data_kwargs(torch.device("cpu")), "fp32")
+
+
+# chapter -> a function returning its ChapterRecords; each study's records are results/<name>/
+CHAPTERS = {"8": depth_study_quick, "10": residual_networks_study}
 
 
 def final_numbers(result):
@@ -56,9 +82,12 @@ def final_numbers(result):
     return numbers
 
 
-def spread(results, label, key):
-    """The standard deviation of ``key`` over the recorded seeds of row ``label``."""
-    return std([final_numbers(r)[key] for r in results if r.label == label])
+def spread(results, run, key):
+    """The standard deviation of ``key`` over the recorded seeds of ``run``'s row: the runs that
+    are ``run`` but for the seed (chapter 8's label B has two rows, one per budget view)."""
+    unseeded = replace(run, recipe=run.recipe.replace(seed=0))
+    return std([final_numbers(r)[key] for r in results
+                if replace(r.run, recipe=r.run.recipe.replace(seed=0)) == unseeded])
 
 
 def same_kind(record):
@@ -72,9 +101,18 @@ def same_kind(record):
             and record.torch == torch.__version__)
 
 
+def exact(stored, again):
+    """Whether a run trained again (``again``, a ``RunRecord``) must reproduce ``stored`` bit for
+    bit: the same kind of machine (``same_kind``), the same precision and the same number of
+    threads (a CPU's kernels split their sums by thread, and a sum split otherwise rounds
+    otherwise)."""
+    return (same_kind(stored) and stored.precision == again.precision
+            and stored.threads == again.threads)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m vgg_lib.results", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chapter", action="append", choices=sorted(CHAPTERS),
+    parser.add_argument("--chapter", action="append", choices=sorted(CHAPTERS, key=int),
                         help="the chapter whose records to make (default: all)")
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="train N recorded runs again and compare (nothing is written)")
@@ -93,13 +131,14 @@ def main(argv=None):
     if not 1 <= part <= parts:
         parser.error(f"--part {options.part}: use I/K with 1 <= I <= K, e.g. 1/2 and 2/2.")
     failed = 0
-    for chapter in options.chapter or sorted(CHAPTERS):
-        name, settings, runs = CHAPTERS[chapter]()
-        if settings.threads is not None:
-            torch.set_num_threads(settings.threads)
-        data = load_cifar10(**settings.data_kwargs(torch.device("cpu")))
+    for chapter in options.chapter or sorted(CHAPTERS, key=int):
+        study = CHAPTERS[chapter]()
+        name, runs = study.name, study.runs
+        if study.threads is not None:
+            torch.set_num_threads(study.threads)
+        data = load_cifar10(**study.data_kwargs)
         folder = root / name
-        fit_options = dict(precision=settings.precision, eval_every_epoch=False)
+        fit_options = dict(study.fit_options, precision=study.precision)
         if not options.verify:
             mine = runs[part - 1::parts]
             print(f"chapter {chapter}: {len(mine)} of the {len(runs)} runs of {name} "
@@ -119,13 +158,17 @@ def main(argv=None):
         for i in chosen:
             stored = recorded[i]
             (again,) = run_study([runs[i]], data, None, shipped=None, progress=False, **fit_options)
-            exact = same_kind(stored.record) and stored.record.precision == again.record.precision
+            identical = exact(stored.record, again.record)
             before, after = final_numbers(stored), final_numbers(again)
             for key in METRICS:
-                allowed = 0.0 if exact else TOLERANCE_STDS * spread(recorded, stored.label, key)
-                ok = before[key] == after[key] if exact else abs(before[key] - after[key]) <= allowed
+                if before[key] is None and after[key] is None:
+                    continue   # the study does not measure it (runs without train_eval_images)
+                measured = None not in (before[key], after[key])
+                allowed = TOLERANCE_STDS * spread(recorded, stored.run, key) if measured else 0.0
+                ok = (before[key] == after[key] if identical or not measured
+                      else abs(before[key] - after[key]) <= allowed)
                 failed += not ok
-                rule = "identical" if exact else f"within {allowed:.4g} ({TOLERANCE_STDS:g} seed stds)"
+                rule = "identical" if identical else f"within {allowed:.4g} ({TOLERANCE_STDS:g} seed stds)"
                 print(f"  {stored.name} {key}: recorded {before[key]!r}, now {after[key]!r}: "
                       f"{'ok' if ok else 'DIFFERENT'} ({rule})", flush=True)
     if failed:

@@ -85,6 +85,13 @@ QUICK_RATES = {"width": 0.125,
                                      "B-5x5": (3904, 14228)}}
 
 
+def depth_study_name(profile_name):
+    """The study a profile's runs belong to, "depth_study_<profile>": the chapter keeps them in
+    ``study_folder`` of that name, and the book ships the quick profile's records (made in fp32,
+    ``make results CHAPTER=8``) in ``results/depth_study_quick/``."""
+    return f"depth_study_{profile_name}"
+
+
 def depth_study_spec(config, settings):
     """The study's network of configuration ``config`` under ``settings`` (an ``Experiment``)."""
     return settings.spec.replace(config=config)

@@ -1,0 +1,50 @@
+"""Where a study's runs came from, as a chapter prints it beside its tables: how many were read
+from the records the book ships, from this machine's earlier runs, or trained here, and, read
+from the records themselves (never from the machine that executes the page), the machines they
+were made on, their precisions, torch versions and threads per run, the code that computed
+them, and their summed wall and CPU time. ``Provenance.of(run_study(...), study)``."""
+
+from dataclasses import dataclass
+
+from ..training.profiles import format_seconds
+
+SOURCES = ("shipped", "stored", "trained")   # RunResult.source, in the order they are printed
+
+
+@dataclass(frozen=True)
+class Provenance:
+    study: str      # the study's name: the book ships its records in results/<study>/
+    sources: dict   # source ("shipped", "stored", "trained") -> how many runs came from it
+    records: tuple  # the RunRecords of the runs, whatever their source
+    trained_seconds: float = 0.0  # summed wall time of the runs trained here, from their records
+
+    @classmethod
+    def of(cls, results, study):
+        """The provenance of ``results`` (``RunResult``s of ``run_study``) of study ``study``."""
+        return cls(study, {source: sum(r.source == source for r in results) for source in SOURCES},
+                   tuple(r.record for r in results),
+                   sum(r.record.seconds for r in results if r.source == "trained"))
+
+    @property
+    def precisions(self):
+        return sorted({r.precision for r in self.records})
+
+    def lines(self):
+        records, trained = self.records, self.sources["trained"]
+        made_on = sorted({f"{r.machine.get('gpu')}, {r.device}" if r.device.startswith("cuda")
+                          else f"{r.machine['cpu']} ({r.machine['cores']} cores), {r.device}"
+                          for r in records})
+        code = sorted({(r.code["git"] or "no git")[:10] + (" with changes" if r.code["modified"] else "")
+                       for r in records})
+        return [f"{len(records)} runs: {self.sources['shipped']} read from the records the book ships "
+                f"(results/{self.study}/), {self.sources['stored']} from this machine's earlier runs, "
+                f"{trained} trained here" + (f" in {format_seconds(self.trained_seconds)}" if trained else ""),
+                "made on: " + "; ".join(made_on),
+                f"precision {', '.join(self.precisions)}; torch {', '.join(sorted({r.torch for r in records}))}; "
+                f"{', '.join(map(str, sorted({r.threads for r in records})))} thread(s) per run",
+                "code: " + ", ".join(code),
+                f"cost: {format_seconds(sum(r.seconds for r in records))} of wall time, "
+                f"{format_seconds(sum(r.cpu_seconds for r in records))} of CPU time, summed over the runs"]
+
+    def __str__(self):
+        return "\n".join(self.lines())
