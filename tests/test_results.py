@@ -90,14 +90,30 @@ def test_the_same_cpu_name_with_other_cpu_features_is_another_machine(tiny_chapt
     assert "(4 seed stds)" in said and "(identical)" not in said
 
 
-def test_other_threads_are_another_machine_too(tiny_chapter, capsys):
-    # a CPU's kernels split their sums by thread: records of 2 threads, verified on 1, are
-    # compared within the seed spread, not bit for bit
-    assert results.main(["--chapter", "10"]) == 0
-    for path in tiny_chapter.glob("*.json"):
+def recorded_on_two_threads(folder):
+    for path in folder.glob("*.json"):
         record = json.loads(path.read_text())
         record["threads"] = 2
         path.write_text(json.dumps(record))
+
+
+def test_a_verify_trains_on_the_threads_of_the_record(tiny_chapter, monkeypatch):
+    # a CPU's kernels split their sums by thread: 2 threads and 1 round differently
+    assert results.main(["--chapter", "10"]) == 0
+    recorded_on_two_threads(tiny_chapter)
+    monkeypatch.setattr(results.os, "cpu_count", lambda: 4)
+    used, real_run_study = [], results.run_study
+    monkeypatch.setattr(results, "run_study", lambda runs, data, folder, **options: (
+        used.append(torch.get_num_threads()) or real_run_study(runs, data, folder, **options)))
+    results.main(["--verify", "1"])   # the tiny record was made on 1 thread: it may differ
+    assert used == [1, 2] and torch.get_num_threads() == 1   # read the records; the run; restored
+
+
+def test_a_record_of_more_threads_than_cores_is_compared_within_the_seed_spread(tiny_chapter, capsys,
+                                                                                 monkeypatch):
+    assert results.main(["--chapter", "10"]) == 0
+    recorded_on_two_threads(tiny_chapter)
+    monkeypatch.setattr(results.os, "cpu_count", lambda: 1)
     assert results.main(["--verify", "1"]) == 0
     said = capsys.readouterr().out
     assert "(4 seed stds)" in said and "(identical)" not in said

@@ -7,7 +7,8 @@ per finished run, atomically, so it resumes where it stopped; a record of anothe
 naming the field, never overwritten). ``--part 1/2`` trains every second run only, starting with
 the first, so two processes (one thread each) share the work.
 
-``--verify N`` trains N recorded runs again, chosen at random (``--seed``, printed), and compares
+``--verify N`` trains N recorded runs again, chosen at random (``--seed``, printed), each on the
+threads its record was made with (where this machine has that many cores), and compares
 their final numbers (test and validation accuracy, training loss and accuracy in eval mode) with
 the record (those the study measures): identical where the machine's CPU model and recorded CPU
 features (``device.RECORDED_FLAGS``), the precision, torch's version and the number of threads
@@ -18,6 +19,7 @@ run does not reproduce.
 """
 
 import argparse
+import os
 import random
 import sys
 from dataclasses import dataclass, field, replace
@@ -61,8 +63,8 @@ def residual_networks_study():
 
 
 def depth_study_quick():
-    """Chapter 8's quick study (its 36 distinct runs), in fp32 whatever the CPU: the records the
-    chapter ships were made in fp32 (on 2 threads; these on 1, see ``exact``)."""
+    """Chapter 8's quick study (its 36 distinct runs), in fp32 whatever the CPU, as the records
+    the chapter ships were made (those on 2 threads, a verify of them too: see ``exact``)."""
     settings = depth_study.DEPTH_STUDY["quick"]
     plan = depth_study.depth_study_plan(settings, settings.train_images)
     runs = {run.name: run for view in depth_study.VIEWS for run in plan[view]}
@@ -157,7 +159,13 @@ def main(argv=None):
               f"{options.seed}): {', '.join(runs[i].name for i in chosen)}", flush=True)
         for i in chosen:
             stored = recorded[i]
-            (again,) = run_study([runs[i]], data, None, shipped=None, progress=False, **fit_options)
+            threads = torch.get_num_threads()
+            if stored.record.threads <= (os.cpu_count() or 1):
+                torch.set_num_threads(stored.record.threads)   # as recorded, so it can be exact
+            try:
+                (again,) = run_study([runs[i]], data, None, shipped=None, progress=False, **fit_options)
+            finally:
+                torch.set_num_threads(threads)
             identical = exact(stored.record, again.record)
             before, after = final_numbers(stored), final_numbers(again)
             for key in METRICS:
