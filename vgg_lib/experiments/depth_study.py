@@ -39,8 +39,10 @@ SPEC = ModelSpec(config="A", batch_norm=True, head="compact", num_classes=10)
 DEPTH_STUDY = {
     # Sized to run all 7 configurations x 3 seeds x both budget views (36 distinct runs: A's and
     # A-LRN's equal-compute runs are their equal-epoch runs) in about 5.5 minutes on one CPU
-    # thread by the rates benchmarks/depth_study_speed.py measured (QUICK_RATES),
-    # less on two; the chapter prints the time it measured. The recipe is chapter 5's quick profile (Nesterov,
+    # thread by the rates benchmarks/depth_study_speed.py measured (QUICK_RATES), less on two.
+    # The book ships its 36 records (results/depth_study_quick/: fp32, two threads, the book's
+    # 2-core Xeon, 2026-12-04; `make results CHAPTER=8` makes them again in fp32 on one thread),
+    # which the chapter reads, printing what they cost. The recipe is chapter 5's quick profile (Nesterov,
     # label smoothing 0.1, no crop padding) with one peak learning rate for every configuration,
     # chosen on the validation split (DEPTH_STUDY_LR_TUNING); the flip at test time is off (it
     # doubles evaluation).
