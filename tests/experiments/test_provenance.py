@@ -43,3 +43,17 @@ def test_provenance_counts_the_sources_and_reads_the_rest_from_the_records(tmp_p
                                 "code: 0123456789 with changes",
                                 f"cost: {provenance_module.format_seconds(1800)} of wall time, "
                                 f"{provenance_module.format_seconds(3600)} of CPU time, summed over the runs"]
+
+
+def test_shipped_records_alone_read_as_shipped_with_their_sums(tmp_path, monkeypatch):
+    # book/execution.md's records table reads a results/ folder's records without a study
+    shipped, folder, data = shipped_and_checkpoints(tmp_path, monkeypatch)
+    records = [r.record for r in run_study(tiny_runs((0, 1, 2)), data, folder, progress=False,
+                                           precision="fp32")]
+    said = Provenance.shipped(records, "tiny")
+    assert said.sources == {"shipped": 3, "stored": 0, "trained": 0}
+    assert said.precisions == ["fp32"] and said.threads == [1]
+    assert said.seconds == sum(r.seconds for r in records) > 0
+    assert said.cpu_seconds == sum(r.cpu_seconds for r in records) > 0
+    assert said.lines()[0] == ("3 runs: 3 read from the records the book ships (results/tiny/), "
+                               "0 from this machine's earlier runs, 0 trained here")

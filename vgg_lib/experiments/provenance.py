@@ -25,9 +25,28 @@ class Provenance:
                    tuple(r.record for r in results),
                    sum(r.record.seconds for r in results if r.source == "trained"))
 
+    @classmethod
+    def shipped(cls, records, study):
+        """The provenance of ``records`` (``RunRecord``s) shipped in ``results/<study>/``."""
+        return cls(study, dict.fromkeys(SOURCES, 0) | {"shipped": len(records)}, tuple(records))
+
     @property
     def precisions(self):
         return sorted({r.precision for r in self.records})
+
+    @property
+    def threads(self):
+        return sorted({r.threads for r in self.records})
+
+    @property
+    def seconds(self):
+        """Wall time summed over the runs, as their records give it."""
+        return sum(r.seconds for r in self.records)
+
+    @property
+    def cpu_seconds(self):
+        """CPU time summed over the runs, as their records give it."""
+        return sum(r.cpu_seconds for r in self.records)
 
     def lines(self):
         records, trained = self.records, self.sources["trained"]
@@ -41,10 +60,10 @@ class Provenance:
                 f"{trained} trained here" + (f" in {format_seconds(self.trained_seconds)}" if trained else ""),
                 "made on: " + "; ".join(made_on),
                 f"precision {', '.join(self.precisions)}; torch {', '.join(sorted({r.torch for r in records}))}; "
-                f"{', '.join(map(str, sorted({r.threads for r in records})))} thread(s) per run",
+                f"{', '.join(map(str, self.threads))} thread(s) per run",
                 "code: " + ", ".join(code),
-                f"cost: {format_seconds(sum(r.seconds for r in records))} of wall time, "
-                f"{format_seconds(sum(r.cpu_seconds for r in records))} of CPU time, summed over the runs"]
+                f"cost: {format_seconds(self.seconds)} of wall time, "
+                f"{format_seconds(self.cpu_seconds)} of CPU time, summed over the runs"]
 
     def __str__(self):
         return "\n".join(self.lines())

@@ -171,19 +171,20 @@ def records_markdown(root):
     """The run records the repository ships (``results/<study>/*.json``, read by the chapters
     instead of training): per study, its runs, where and in what precision they were made, and
     what they cost, summed over the runs ("" when none are shipped)."""
-    from ..experiments.runs import read_record  # only here: the page's other tables need no torch
+    # only here: the page's other tables need no torch
+    from ..experiments.provenance import Provenance
+    from ..experiments.runs import read_record
 
     lines = []
     for folder in sorted(p for p in (Path(root) / "results").glob("*") if p.is_dir()):
         records = [read_record(path) for path in sorted(folder.glob("*.json"))]
         if not records:
             continue
+        shipped = Provenance.shipped(records, folder.name)
         machines = sorted({f"{r.machine.get('cpu')}, {r.machine.get('cores')} cores" for r in records})
         lines.append(f"| `results/{folder.name}/` | {len(records)} | {'; '.join(machines)} "
-                     f"| {', '.join(sorted({r.precision for r in records}))}, "
-                     f"{', '.join(map(str, sorted({r.threads for r in records})))} thread(s) "
-                     f"| {_duration(sum(r.seconds for r in records))} "
-                     f"| {_duration(sum(r.cpu_seconds for r in records))} |")
+                     f"| {', '.join(shipped.precisions)}, {', '.join(map(str, shipped.threads))} "
+                     f"thread(s) | {_duration(shipped.seconds)} | {_duration(shipped.cpu_seconds)} |")
     if not lines:
         return ""
     return ("\nThe run records the chapters read instead of training (`make results` makes them), "
