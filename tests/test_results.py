@@ -3,6 +3,7 @@ records resumably in the results folder, in parts, and ``--verify`` re-trains re
 finds a record the code no longer reproduces. On a tiny study of synthetic data."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,12 +13,16 @@ from support import colour_data
 from vgg_lib import results
 from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.experiments.depth_study import DEPTH_STUDY, VIEWS, depth_study_name, depth_study_plan
+from vgg_lib.experiments.residual_networks import (RESIDUAL_STUDY, probed_steps,
+                                                   residual_study_name, residual_study_plan)
+from vgg_lib.experiments.runs import read_record
 from vgg_lib.experiments.studies import StudyRun
 from vgg_lib.training.recipe import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = ModelSpec(config="A", batch_norm=True, width=0.0625, head="compact", num_classes=10)
 RECIPE = TrainConfig(epochs=1, batch_size=32, lr=0.05)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -150,3 +155,41 @@ def test_chapter_8s_records_are_the_quick_study_the_chapter_reads_in_fp32():
     assert chapter.name == depth_study_name("quick") and chapter.precision == "fp32"
     assert chapter.threads == 1 and chapter.fit_options == {}   # the chapter evaluates every epoch
     assert chapter.data_kwargs == DEPTH_STUDY["quick"].data_kwargs(torch.device("cpu"))
+
+
+def test_a_verify_compares_a_probed_run_s_probe_too(tiny_chapter, monkeypatch, capsys):
+    runs = [StudyRun("A-plain", TINY, RECIPE.replace(seed=s), train_eval_images=20,
+                     probe_steps=(1, 2) if s == 0 else None) for s in (0, 1)]
+    chapter = results.ChapterRecords("tiny", runs, {}, "fp32", fit_options={"eval_every_epoch": False})
+    monkeypatch.setattr(results, "CHAPTERS", {"10": lambda: chapter})
+    assert results.main(["--chapter", "10"]) == 0
+    assert results.main(["--verify", "2"]) == 0
+    said = capsys.readouterr().out
+    assert said.count("probe (2 steps): ok (identical)") == 1   # the unprobed run has none
+    path = tiny_chapter / f"{runs[0].name}.json"
+    record = json.loads(path.read_text())
+    record["probe"]["grad_norm"]["values"][1][0] *= 1.5
+    path.write_text(json.dumps(record))
+    assert results.main(["--verify", "2"]) == 1
+    assert "probe (2 steps): DIFFERENT (identical)" in capsys.readouterr().out
+
+
+def test_chapter_10s_records_are_its_50_runs_and_keep_the_probe_of_the_two_it_probes():
+    chapter = results.CHAPTERS["10"]()
+    settings = RESIDUAL_STUDY["records"]
+    steps = probed_steps(settings, settings.train_images)
+    assert [run.name for run in chapter.runs] == [run.name for run in residual_study_plan(settings)]
+    assert chapter.name == residual_study_name("records") and len(chapter.runs) == 50
+    assert chapter.precision == "fp32" and chapter.threads == 1
+    probed = [run for run in chapter.runs if run.probe_steps is not None]
+    assert [run.label for run in probed] == ["E-8-plain", "E-8-residual"]
+    assert {run.seed for run in probed} == {0} and all(run.probe_steps == steps for run in probed)
+    assert len(steps) == 47 and steps[0] == 1   # 186 steps: the first, then every 4th
+    shipped = ROOT / "results" / chapter.name
+    for run in chapter.runs:
+        record = read_record(shipped / f"{run.name}.json")
+        assert record.precision == "fp32" and record.threads == 1, run.name
+        assert (record.probe is not None) == (run.probe_steps is not None), run.name
+        if run.probe_steps is not None:   # what the chapter reads instead of training it again
+            assert record.probe["steps"] == list(steps)
+            assert record.restored_probe().series("grad_norm")[1][0] == "conv1_1"

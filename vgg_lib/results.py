@@ -14,8 +14,9 @@ the record (those the study measures): identical where the machine's CPU model a
 features (``device.RECORDED_FLAGS``), the precision, torch's version and the number of threads
 are the record's (``exact``: on a CPU, the same threads in fp32 compute the same bits every
 time); elsewhere within a tolerance derived from the recorded seed spread of the run's row:
-``TOLERANCE_STDS`` standard deviations of that metric over the row's seeds. Exit status 1 when a
-run does not reproduce.
+``TOLERANCE_STDS`` standard deviations of that metric over the row's seeds. A probed run's
+gradient probe is compared too where the run must be identical. Exit status 1 when a run does
+not reproduce.
 """
 
 import argparse
@@ -55,9 +56,12 @@ class ChapterRecords:
 
 
 def residual_networks_study():
+    """Chapter 10's records: its 50 runs, the two it probes (E-8, plain and residual, seed 0)
+    with their gradient probe at the chapter's steps, kept in their records."""
     settings = residual_networks.RESIDUAL_STUDY["records"]
+    steps = residual_networks.probed_steps(settings, settings.train_images)
     return ChapterRecords(residual_networks.residual_study_name("records"),
-                          residual_networks.residual_study_plan(settings),
+                          residual_networks.residual_study_plan(settings, probe_steps=steps),
                           settings.data_kwargs(torch.device("cpu")), settings.precision,
                           settings.threads, {"eval_every_epoch": False})
 
@@ -179,6 +183,11 @@ def main(argv=None):
                 rule = "identical" if identical else f"within {allowed:.4g} ({TOLERANCE_STDS:g} seed stds)"
                 print(f"  {stored.name} {key}: recorded {before[key]!r}, now {after[key]!r}: "
                       f"{'ok' if ok else 'DIFFERENT'} ({rule})", flush=True)
+            if identical and stored.record.probe is not None:   # elsewhere it drifts as the run does
+                ok = stored.record.probe == again.record.probe
+                failed += not ok
+                print(f"  {stored.name} probe ({len(stored.record.probe['steps'])} steps): "
+                      f"{'ok' if ok else 'DIFFERENT'} (identical)", flush=True)
     if failed:
         print(f"{failed} numbers did not reproduce.", file=sys.stderr)
         return 1

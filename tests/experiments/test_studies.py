@@ -169,6 +169,36 @@ def test_without_a_folder_every_run_trains_and_keeps_its_model_and_probe(no_hook
         run_study(runs, data, "somewhere", progress=False)
 
 
+def test_a_probed_run_keeps_its_probe_in_its_record_and_reads_it_back(tmp_path, no_hooks_left):
+    data = random_data()
+    probed = [StudyRun("A", TINY, RECIPE.replace(seed=s), probe_steps=(1, 3) if s == 0 else None)
+              for s in (0, 1)]
+    trained = run_study(probed, data, tmp_path, progress=False, precision="fp32", keep_models=True)
+    assert all(no_hooks_left(r.model) for r in trained)
+    stored = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert stored[probed[0].name]["probe"]["steps"] == [1, 3]
+    assert "probe" not in stored[probed[1].name]   # a run without a probe: its record as before
+    read = run_study(probed, data, tmp_path, progress=False, precision="fp32")
+    assert [r.source for r in read] == ["stored", "stored"] and read[1].probe is None
+    for field in ("grad_norm", "weight_norm"):   # the same floats as the probe that watched it
+        assert read[0].probe.series(field) == trained[0].probe.series(field)
+    assert read[0].probe.series("grad_norm")[1][-1] == "fc"
+    # a run that asks for other steps than its record kept has no probe (the caller trains it)
+    other = [StudyRun("A", TINY, RECIPE.replace(seed=0), probe_steps=(2,))]
+    assert run_study(other, data, tmp_path, progress=False)[0].probe is None
+    # a record made before probes were kept is read as before, without a probe
+    path = tmp_path / f"{probed[0].name}.json"
+    path.write_text(json.dumps({k: v for k, v in stored[probed[0].name].items() if k != "probe"}))
+    (old,) = run_study(probed[:1], data, tmp_path, progress=False)
+    assert old.source == "stored" and old.probe is None
+    assert old.test_accuracy == trained[0].test_accuracy
+    # a probe that cannot be read is an error naming the file, never a run without its probe
+    broken = dict(stored[probed[0].name], probe={"steps": [1, 3], "loss": [2.0]})
+    path.write_text(json.dumps(broken))
+    with pytest.raises(RecordError, match=r"seed0.json: its probe cannot be read.*Delete"):
+        run_study(probed[:1], data, tmp_path, progress=False)
+
+
 def test_an_explicit_precision_must_be_the_record_s(tmp_path):
     data = random_data()
     run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False, precision="fp32")

@@ -1,5 +1,6 @@
 """vgg_lib.training.diagnostics against statistics computed by hand, and hooks that never outlive their use."""
 
+import json
 import math
 
 import pytest
@@ -195,3 +196,38 @@ def test_gradient_norms_before_backward_are_nan_and_bad_input_is_explained():
     with pytest.raises(ValueError, match="no nn.Conv2d"):
         weight_layers(nn.Sequential(nn.ReLU()))
     assert set(ACTIVATION_FIELDS) | set(GRADIENT_FIELDS) == set(FIELDS)
+
+
+def test_a_probe_reads_back_from_its_dict_bit_for_bit():
+    model = tiny_vgg(batch_norm=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    probe = TrainingProbe(model, steps=(1, 3, 4))
+    with probe:
+        for step in range(1, 6):
+            x, y = batch(seed=step)
+            loss = nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            probe(step, model, loss.item())
+            optimizer.step()
+    stored = probe.to_dict()
+    assert set(stored) == {"steps", "loss", *GRADIENT_FIELDS} and stored["steps"] == [1, 3, 4]
+    # float32 numbers as their shortest decimals: a double's 17 digits are not needed
+    assert all(len(repr(v)) <= 16 for row in stored["grad_norm"]["values"] for v in row)
+    again = TrainingProbe.from_dict(json.loads(json.dumps(stored)))
+    for field in GRADIENT_FIELDS:
+        assert again.series(field) == probe.series(field)   # the same floats, exactly
+    assert [r["loss"] for r in again.records] == [r["loss"] for r in probe.records]
+    assert again.to_dict() == stored
+    with pytest.raises(ValueError, match="holds grad_norm, weight_norm only, not 'pre_std'"):
+        again.series("pre_std")
+    with pytest.raises(RuntimeError, match="read from a run record"):
+        with again:
+            pass
+    everything = TrainingProbe.from_dict(probe.to_dict(FIELDS))
+    assert everything.series("dead_fraction") == probe.series("dead_fraction")
+    broken = dict(stored, grad_norm={"layers": stored["grad_norm"]["layers"], "values": [[1.0]]})
+    with pytest.raises(ValueError, match="'grad_norm' is not one value per layer"):
+        TrainingProbe.from_dict(broken)
+    with pytest.raises(ValueError, match="a list of 'steps'"):
+        TrainingProbe.from_dict({"loss": []})

@@ -120,10 +120,22 @@ def study_label(config, shortcuts):
     return f"{config}-{LABELS[shortcuts]}"
 
 
+PROBES = 40   # the probed runs record their gradients at about this many evenly spaced steps
+
+
+def probed_steps(settings, train_images):
+    """The steps at which the deepest column's first-seed runs record their layers' gradients
+    (a ``TrainingProbe``): the first, then every (steps // ``PROBES``)-th of the run's steps;
+    ``train_images``: the training images per epoch (``settings.train_images``, or all the
+    data's when that is None)."""
+    steps = settings.recipe.epochs * (train_images // settings.recipe.batch_size)
+    return range(1, steps + 1, max(1, steps // PROBES))
+
+
 def residual_study_plan(settings, probe_steps=None):
     """The study's runs: every configuration, plain and residual, every seed, one recipe.
     ``probe_steps``: the deepest column's seed-0 runs record a ``TrainingProbe`` at those steps
-    (when they train in this call)."""
+    (kept in their records; a run read from a record without it has none)."""
     deepest, first_seed = settings.configs[-1], settings.seeds[0]
     return [StudyRun(study_label(config, shortcuts), study_spec(config, shortcuts, settings),
                      settings.recipe.replace(seed=seed),

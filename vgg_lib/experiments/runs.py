@@ -7,8 +7,10 @@ A record holds what decides the run (its ``identity``: the label of the row it b
 fingerprint, by content: counts and sha256 of the train, validation and test images and labels,
 no file paths), what it ran on (resolved precision, device, torch version, the code's version,
 the machine), what it cost (wall and CPU time) and what it gave (the history, epoch by epoch and
-step by step, and the final metrics). Records are written atomically, so a killed process leaves
-the old file or the new one.
+step by step, and the final metrics) and, for a run trained with a ``TrainingProbe`` (a
+``StudyRun``'s ``probe_steps``), the probe's gradient series (``TrainingProbe.to_dict``), which
+``RunRecord.restored_probe`` reads back. Records are written atomically, so a killed process
+leaves the old file or the new one.
 
 A record is reused only when it matches the run asked for: ``recorded(folder, identity, train)``
 reads ``folder/<name>.json`` when it matches, else trains (``train()``) and writes it. A record
@@ -37,6 +39,7 @@ from ..atomic_write import write_atomically
 from ..device import machine
 from ..training.checkpoint import default_checkpoint_dir
 from ..training.data import without_folders
+from ..training.diagnostics import TrainingProbe
 from ..training.history import History
 
 FORMAT = "vgg_lib.run-record/1"
@@ -74,14 +77,17 @@ class RunRecord:
     history: dict         # History.to_dict(), without folders
     metrics: dict         # final numbers: see ``final_metrics``
     format: str = field(default=FORMAT)
+    probe: dict = None    # TrainingProbe.to_dict() of a run trained with a probe, else None
 
     @property
     def seed(self):
         return self.identity["recipe"]["seed"]
 
     def to_dict(self):
-        return {"format": self.format, "seed": self.seed, **{k: v for k, v in asdict(self).items()
-                                                              if k != "format"}}
+        # a run without a probe has no "probe" key: its record reads as before the field existed
+        return {"format": self.format, "seed": self.seed,
+                **{k: v for k, v in asdict(self).items()
+                   if k != "format" and not (k == "probe" and v is None)}}
 
     @classmethod
     def from_dict(cls, values):
@@ -91,6 +97,10 @@ class RunRecord:
 
     def restored_history(self):
         return History.from_dict(self.history)
+
+    def restored_probe(self):
+        """The run's ``TrainingProbe`` as recorded (its series, no model); None without one."""
+        return None if self.probe is None else TrainingProbe.from_dict(self.probe)
 
 
 def final_metrics(history, model=None, images_seen=None, macs=None):
@@ -108,10 +118,12 @@ def final_metrics(history, model=None, images_seen=None, macs=None):
 
 
 def make_record(run_identity, history, *, seconds, cpu_seconds, model=None, images_seen=None,
-                macs=None, derived=None):
+                macs=None, derived=None, probe=None):
     """The record of a run that ``fit`` just finished (``history``), on this machine.
     ``derived``: further numbers computed from the trained network after ``fit`` (chapter 11's
-    probes and fine-tuning runs), stored in ``metrics`` beside the final ones."""
+    probes and fine-tuning runs), stored in ``metrics`` beside the final ones. ``probe``: the
+    ``TrainingProbe`` that watched the run; its gradient series are kept (``to_dict``: two
+    float32 numbers per probed step per weight layer)."""
     config = dict(history.config)
     config["data_source"] = without_folders(str(config.get("data_source", "")))
     stored = dict(history.to_dict(), config=config)
@@ -120,7 +132,8 @@ def make_record(run_identity, history, *, seconds, cpu_seconds, model=None, imag
                      machine=machine(), seconds=seconds, cpu_seconds=cpu_seconds,
                      threads=torch.get_num_threads(), history=_finite(stored),
                      metrics=_finite({**final_metrics(history, model, images_seen, macs),
-                                      **(derived or {})}))
+                                      **(derived or {})}),
+                     probe=None if probe is None else _finite(probe.to_dict()))
 
 
 class Stopwatch:
@@ -227,6 +240,10 @@ def read_record(path):
         if not isinstance(getattr(record, name), kind):
             raise RecordError(f"{path}: the field {name!r} is a {type(getattr(record, name)).__name__}, "
                               f"not a {kind.__name__}. {fix}")
+    try:
+        record.restored_probe()
+    except (ValueError, TypeError, AttributeError) as error:
+        raise RecordError(f"{path}: its probe cannot be read ({error}). {fix}") from error
     return record
 
 

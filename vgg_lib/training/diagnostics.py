@@ -20,6 +20,7 @@ on the way out, also when training raises.
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -211,6 +212,10 @@ class TrainingProbe:
             fit(model, data, ..., step_callback=probe)
         probe.series("grad_norm")   # steps, layer names, values[step, layer]
 
+    ``to_dict(fields)`` is what a run record keeps of it (``experiments.runs.make_record``), and
+    ``TrainingProbe.from_dict`` reads it back: a probe of the same steps and series, without a
+    model (it records nothing more).
+
     The callback runs after ``loss.backward()`` and before ``optimizer.step()``, so the gradients
     it reads belong to the activations recorded in the same step. If the training loop scales
     the loss (mixed precision), divide ``grad_norm`` by the scale or train in full precision.
@@ -223,12 +228,17 @@ class TrainingProbe:
         self.steps = steps
         self.every = every
         self.records = []
+        self.fields = FIELDS   # what it holds: all of them, or what a record kept
         self._hooks = ActivationHooks(model)
 
     def wants(self, step):
         return (self.steps is None or step in self.steps) and step % self.every == 0
 
     def __enter__(self):
+        if self.model is None:
+            raise RuntimeError("This probe was read from a run record: it holds the recorded "
+                               "series and records no more. Make a TrainingProbe(model) to probe "
+                               "a run.")
         self._hooks.attach()
         return self
 
@@ -257,6 +267,9 @@ class TrainingProbe:
         """
         if field not in FIELDS:
             raise ValueError(f"Unknown field {field!r}. Choose one of: {', '.join(FIELDS)}.")
+        if field not in self.fields:
+            raise ValueError(f"This probe, read from a run record, holds {', '.join(self.fields)} "
+                             f"only, not {field!r}: train the run again with a probe to have it.")
         if not self.records:
             raise ValueError("Nothing recorded yet: did fit run with step_callback=probe, "
                              "and do `steps`/`every` include any of its steps?")
@@ -264,3 +277,63 @@ class TrainingProbe:
         steps = [r["step"] for r in self.records]
         values = [[r["layers"][n].get(field, math.nan) for n in names] for r in self.records]
         return steps, names, values
+
+    def to_dict(self, fields=GRADIENT_FIELDS):
+        """The probe as plain data for a run record: the probed ``steps``, the ``loss`` at each,
+        and for each of ``fields`` its ``series``: ``{"layers": names, "values": values[step]
+        [layer]}``. The numbers are float32 (as computed) and kept as the shortest decimals that
+        read back to the same float32, about 8 digits rather than a double's 17; ``from_dict``
+        restores them bit for bit. Default: the gradient fields, two numbers per step per layer."""
+        unknown = [f for f in fields if f not in self.fields]
+        if unknown:
+            raise ValueError(f"Unknown or unrecorded fields {unknown}; this probe holds "
+                             f"{', '.join(self.fields)}.")
+        values = {"steps": [r["step"] for r in self.records],
+                  "loss": _float32_decimals([r["loss"] for r in self.records])}
+        for field in fields:
+            _, names, series = self.series(field)
+            values[field] = {"layers": names, "values": _float32_decimals(series)}
+        return values
+
+    @classmethod
+    def from_dict(cls, values):
+        """The probe that ``to_dict`` described: ``series`` of the fields it kept, the same
+        numbers; ``ValueError`` naming what is wrong when ``values`` is not such a description."""
+        if not isinstance(values, dict) or not isinstance(values.get("steps"), list):
+            raise ValueError("A stored probe is a dict with a list of 'steps'.")
+        steps = values["steps"]
+        fields = [f for f in FIELDS if f in values]
+        if not fields or len(values.get("loss", ())) != len(steps):
+            raise ValueError(f"A stored probe needs a 'loss' per step ({len(steps)}) and at least "
+                             f"one of {', '.join(FIELDS)}.")
+        probe = cls(None, steps=tuple(steps))
+        probe.fields = tuple(fields)
+        loss = _float32_numbers(values["loss"])
+        probe.records = [{"step": step, "loss": loss[i], "layers": {}} for i, step in enumerate(steps)]
+        for field in fields:
+            entry = values[field] if isinstance(values[field], dict) else {}
+            names, rows = entry.get("layers"), entry.get("values")
+            if (not isinstance(names, list) or not isinstance(rows, list) or len(rows) != len(steps)
+                    or any(len(row) != len(names) for row in rows)):
+                raise ValueError(f"The stored probe's {field!r} is not one value per layer named "
+                                 f"in its 'layers' for each of its {len(steps)} steps.")
+            for record, row in zip(probe.records, _float32_numbers(rows)):
+                for name, value in zip(names, row):
+                    record["layers"].setdefault(name, {})[field] = value
+        return probe
+
+
+def _float32_decimals(values):
+    """float32 numbers (nested lists) as the doubles of their shortest decimals, which JSON
+    writes in about 8 digits; NaN stays NaN (a record stores it as null)."""
+    if isinstance(values, (list, tuple)):
+        return [_float32_decimals(v) for v in values]
+    return float(str(np.float32(values))) if math.isfinite(values) else math.nan
+
+
+def _float32_numbers(values):
+    """``_float32_decimals`` read back: the float32 numbers themselves (as Python floats), null
+    (None) as NaN."""
+    if isinstance(values, (list, tuple)):
+        return [_float32_numbers(v) for v in values]
+    return math.nan if values is None else float(np.float32(values))
