@@ -192,4 +192,4 @@ def test_chapter_10s_records_are_its_50_runs_and_keep_the_probe_of_the_two_it_pr
         assert (record.probe is not None) == (run.probe_steps is not None), run.name
         if run.probe_steps is not None:   # what the chapter reads instead of training it again
             assert record.probe["steps"] == list(steps)
-            assert record.restored_probe().series("grad_norm")[1][0] == "conv1_1"
+            assert record.restored_probe(steps).series("grad_norm")[1][0] == "conv1_1"

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from support import colour_data, tiny_model
-from vgg_lib import TrainConfig, fit
+from vgg_lib import TrainConfig, TrainingProbe, fit
 from vgg_lib.experiments.runs import (FORMAT, RecordError, Stopwatch, code_version, find_record,
                                       identity, make_record, read_record, record_path, recorded,
                                       write_record)
@@ -137,3 +137,22 @@ def test_a_records_file_reads_line_by_line_and_names_a_bad_line(trained, tmp_pat
     path.write_text('{"format": "something else"}\n', encoding="utf-8")
     with pytest.raises(RecordError, match="line 1: not a run record of format"):
         read_records(path)
+
+
+def test_a_probed_run_s_record_keeps_its_probe_and_reads_it_back(tmp_path):
+    data, model = colour_data(), tiny_model()
+    probe = TrainingProbe(model, steps=(1, 3))
+    with Stopwatch() as watch, probe:
+        history = fit(model, data, RECIPE, progress=False, precision="fp32", step_callback=probe)
+    record = make_record(identity("A", model.spec, RECIPE, None, data), history,
+                         seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, probe=probe)
+    read = read_record(write_record(tmp_path / "probed.json", record))
+    assert read == record and set(read.probe) == {"steps", "loss", "grad_norm", "weight_norm"}
+    again = read.restored_probe((1, 3))
+    for field in ("grad_norm", "weight_norm"):
+        assert again.series(field) == probe.series(field)   # bit for bit
+    # no probe asked for, or other steps than the record kept: none (the caller trains the run)
+    assert read.restored_probe(None) is None and read.restored_probe(range(1, 4)) is None
+    without = make_record(record.identity, history, seconds=1.0, cpu_seconds=1.0)
+    assert without.probe is None and "probe" not in without.to_dict()
+    assert without.restored_probe((1, 3)) is None

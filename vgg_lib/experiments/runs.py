@@ -98,9 +98,16 @@ class RunRecord:
     def restored_history(self):
         return History.from_dict(self.history)
 
-    def restored_probe(self):
-        """The run's ``TrainingProbe`` as recorded (its series, no model); None without one."""
-        return None if self.probe is None else TrainingProbe.from_dict(self.probe)
+    def restored_probe(self, steps):
+        """The run's ``TrainingProbe`` at ``steps`` (a container: a ``StudyRun``'s
+        ``probe_steps``), as recorded: its series, no model. None when ``steps`` is None, when
+        the record kept no probe, or one of other steps (made with other ``probe_steps``)."""
+        if steps is None or self.probe is None:
+            return None
+        taken = range(1, len(self.history["steps"]) + 1)   # a loss per step the run took
+        if self.probe["steps"] != [step for step in taken if step in steps]:
+            return None
+        return TrainingProbe.from_dict(self.probe)
 
 
 def final_metrics(history, model=None, images_seen=None, macs=None):
@@ -240,10 +247,11 @@ def read_record(path):
         if not isinstance(getattr(record, name), kind):
             raise RecordError(f"{path}: the field {name!r} is a {type(getattr(record, name)).__name__}, "
                               f"not a {kind.__name__}. {fix}")
-    try:
-        record.restored_probe()
-    except (ValueError, TypeError, AttributeError) as error:
-        raise RecordError(f"{path}: its probe cannot be read ({error}). {fix}") from error
+    if record.probe is not None:
+        try:
+            TrainingProbe.from_dict(record.probe)
+        except (ValueError, TypeError, AttributeError) as error:
+            raise RecordError(f"{path}: its probe cannot be read ({error}). {fix}") from error
     return record
 
 

@@ -11,8 +11,7 @@ only the others, so a study interrupted after 20 of 36 runs resumes at run 21. A
 only when it records the very same run (model, recipe, training images, and the data by
 content); a record of another run is an error that names what differs, raised before anything is
 trained, never silently reused. Without a folder nothing is stored: every run trains, and its
-model and probe can be kept (``keep_models``, ``StudyRun.probe_steps``). A run's probe is part
-of its record: a run read from a record that kept the probe of the steps it asks for has it.
+model and probe can be kept (``keep_models``, ``StudyRun.probe_steps``).
 
 ``equal_compute_images`` is the equal-compute budget: how many training images per epoch give a
 configuration the same multiply-adds x images seen as a reference run.
@@ -114,9 +113,8 @@ def equal_compute_images(spec, reference, reference_images, batch_size=128, imag
 @dataclass
 class RunResult:
     """A finished run: its ``history`` and ``record`` (what is stored; None for a run made by
-    hand), when it trained in this call the ``model`` (with ``keep_models``), and the ``probe``
-    its ``StudyRun.probe_steps`` ask for: recorded in this call, or read from its record (None
-    when the record kept none of those steps: train the run again to have it)."""
+    hand), the ``model`` when it trained in this call (with ``keep_models``), and the ``probe`` of
+    its ``probe_steps``, recorded now or read from its record (None when that kept none)."""
 
     run: StudyRun
     history: object
@@ -257,9 +255,8 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
         for run, run_data, path, stored in plans:
             if stored is not None:
                 record, source = stored
-                results.append(RunResult(run, record.restored_history(), record,
-                                         probe=_recorded_probe(run, run_data, record),
-                                         reused=True, source=source))
+                results.append(RunResult(run, record.restored_history(), record, reused=True,
+                                         source=source, probe=record.restored_probe(run.probe_steps)))
                 continue
             result = _train(run, run_data, bar, keep_models, fit_options)
             if path is not None:
@@ -295,17 +292,6 @@ def _train(run, run_data, bar, keep_models, fit_options):
                          seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=model,
                          images_seen=steps * batch, macs=forward_macs(spec), probe=probe)
     return RunResult(run, history, record, model if keep_models else None, probe)
-
-
-def _recorded_probe(run, run_data, record):
-    """The probe ``run`` asks for (``probe_steps``), read from its ``record``: None when it asks
-    for none, or when the record kept none or one of other steps (a record made before probes
-    were stored, or with other ``probe_steps``)."""
-    if run.probe_steps is None or record.probe is None:
-        return None
-    wanted = [step for step in range(1, _steps(run, run_data.train_images)[0] + 1)
-              if step in run.probe_steps]
-    return record.restored_probe() if record.probe["steps"] == wanted else None
 
 
 def _identity(run, spec, run_data):
