@@ -231,3 +231,7 @@ def test_a_probe_reads_back_from_its_dict_bit_for_bit():
         TrainingProbe.from_dict(broken)
     with pytest.raises(ValueError, match="a list of 'steps'"):
         TrainingProbe.from_dict({"loss": []})
+    # a probe of steps the run never reached: an empty one, that says so when read
+    empty = TrainingProbe.from_dict(TrainingProbe(model, steps=(99,)).to_dict())
+    with pytest.raises(ValueError, match="Nothing recorded"):
+        empty.series("grad_norm")

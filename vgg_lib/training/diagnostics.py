@@ -290,8 +290,8 @@ class TrainingProbe:
                              f"{', '.join(self.fields)}.")
         values = {"steps": [r["step"] for r in self.records],
                   "loss": _float32_decimals([r["loss"] for r in self.records])}
-        for field in fields:
-            _, names, series = self.series(field)
+        for field in fields:   # no records (the run never reached its steps): no layers
+            _, names, series = self.series(field) if self.records else (None, [], [])
             values[field] = {"layers": names, "values": _float32_decimals(series)}
         return values
 
@@ -325,7 +325,7 @@ class TrainingProbe:
 
 def _float32_decimals(values):
     """float32 numbers (nested lists) as the doubles of their shortest decimals, which JSON
-    writes in about 8 digits; NaN stays NaN (a record stores it as null)."""
+    writes in about 8 digits; one that is not finite as NaN (a record stores it as null)."""
     if isinstance(values, (list, tuple)):
         return [_float32_decimals(v) for v in values]
     return float(str(np.float32(values))) if math.isfinite(values) else math.nan
