@@ -24,7 +24,7 @@ FILE_KINDS = {
     "test_colab_standin.py": ("slow",),
     "test_grade.py": ("slow",),            # grades notebooks: a kernel per submission
     "test_grade_isolation.py": ("slow",),  # the same, each in its sandbox
-    "test_full_marks.py": ("slow",),       # every chapter graded, right and blank, in each sandbox
+    "test_full_marks.py": ("slow",),       # every chapter graded: right in each sandbox, blank in one
     "test_sandbox_attacks.py": ("slow",),  # hostile submissions graded in each sandbox
     "test_summative.py": ("slow",),
     "test_user_sandbox.py": ("slow",),
