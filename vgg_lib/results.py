@@ -11,14 +11,13 @@ per seed), made and verified seed by seed the same way (``TransferRecords``).
 
 ``--verify N`` trains N recorded runs again, chosen at random (``--seed``, printed), each on the
 threads its record was made with (where this machine has that many cores), and compares
-their final numbers (test and validation accuracy, training loss and accuracy in eval mode) with
-the record (those the study measures; of a transfer seed, the source network's accuracies and
-every probe's and target run's test accuracy): identical where the machine's CPU model and recorded CPU
-features (``device.RECORDED_FLAGS``), the precision, torch's version and the number of threads
-are the record's (``exact``: on a CPU, the same threads in fp32 compute the same bits every
-time); elsewhere within a tolerance derived from the recorded seed spread of the run's row:
-``TOLERANCE_STDS`` standard deviations of that metric over the row's seeds (a transfer number: over
-the recorded seeds). Exit status 1 when a run does not reproduce.
+their final numbers (test and validation accuracy, training loss and accuracy in eval mode, those
+the study measures; of a transfer seed, ``transfer_numbers``) with the record: identical where the
+machine's CPU model and recorded CPU features (``device.RECORDED_FLAGS``), the precision, torch's
+version and the number of threads are the record's (``exact``: on a CPU, the same threads in fp32
+compute the same bits every time); elsewhere within a tolerance derived from the recorded seed
+spread: ``TOLERANCE_STDS`` standard deviations of that metric over the run's row's seeds (of a
+transfer number, over the recorded seeds). Exit status 1 when a run does not reproduce.
 """
 
 import argparse
@@ -143,7 +142,7 @@ class TransferRecords:
 
 
 class RecordsMissing(Exception):
-    """A verify was asked for before every record exists."""
+    """A verify asked for before every record exists."""
 
 
 def residual_networks_study():
