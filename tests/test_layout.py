@@ -53,7 +53,8 @@ ALLOWED = {
     "helper": set(),
     "face": {"architecture", "measure", "evaluation", "training", "experiments", "inspection",
              "transfer", "exercises"},
-    "command": {"architecture", "measure", "evaluation", "training", "experiments", "inspection"},
+    "command": {"architecture", "measure", "evaluation", "training", "experiments", "inspection",
+                "transfer"},   # every part but exercises and teaching (book/contributing.md)
 }
 MAX_LINES = 420
 # Modules another branch is splitting: expected to fail until it lands, then the exemption goes.

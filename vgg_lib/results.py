@@ -5,34 +5,40 @@ Without ``--verify`` it trains every run of a chapter's records study that has n
 ``results/<study>/`` yet and writes its record there (``experiments.studies.run_study``: one JSON
 per finished run, atomically, so it resumes where it stopped; a record of another run is an error
 naming the field, never overwritten). ``--part 1/2`` trains every second run only, starting with
-the first, so two processes (one thread each) share the work.
+the first, so two processes (one thread each) share the work. Chapter 11's records are the seeds
+of its transfer study (``transfer.study.run_transfer_study``: a record and the pretrained network
+per seed), made and verified seed by seed the same way (``TransferRecords``).
 
 ``--verify N`` trains N recorded runs again, chosen at random (``--seed``, printed), each on the
 threads its record was made with (where this machine has that many cores), and compares
-their final numbers (test and validation accuracy, training loss and accuracy in eval mode) with
-the record (those the study measures): identical where the machine's CPU model and recorded CPU
-features (``device.RECORDED_FLAGS``), the precision, torch's version and the number of threads
-are the record's (``exact``: on a CPU, the same threads in fp32 compute the same bits every
-time); elsewhere within a tolerance derived from the recorded seed spread of the run's row:
-``TOLERANCE_STDS`` standard deviations of that metric over the row's seeds. A probed run's
-gradient probe is compared too where the run must be identical. Exit status 1 when a run does
-not reproduce.
+their final numbers (test and validation accuracy, training loss and accuracy in eval mode, those
+the study measures; of a transfer seed, ``transfer_numbers``) with the record: identical where the
+machine's CPU model and recorded CPU features (``device.RECORDED_FLAGS``), the precision, torch's
+version and the number of threads are the record's (``exact``: on a CPU, the same threads in fp32
+compute the same bits every time); elsewhere within a tolerance derived from the recorded seed
+spread: ``TOLERANCE_STDS`` standard deviations of that metric over the run's row's seeds (of a
+transfer number, over the recorded seeds). A probed run's gradient probe is compared too where
+the run must be identical. Exit status 1 when a run does not reproduce.
 """
 
 import argparse
 import os
 import random
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from .device import machine
 from .experiments import depth_study, residual_networks
-from .experiments.runs import results_dir
+from .experiments.runs import record_path, results_dir
 from .experiments.statistics import std
 from .experiments.studies import run_study
+from .experiments.transfer_features import SETTINGS as TRANSFER_SETTINGS
 from .training.cifar10 import load_cifar10
+from .transfer import study as transfer
 
 # Another machine, precision or torch: within 4 seed standard deviations of the run's row. The
 # same seed on another CPU starts from the same weights and data order and drifts apart through
@@ -41,6 +47,9 @@ from .training.cifar10 import load_cifar10
 # record that reproduces, while a change to what the code computes still moves a run further.
 TOLERANCE_STDS = 4.0
 METRICS = ("test_accuracy", "val_accuracy", "train_eval_loss", "train_eval_accuracy")
+# Chapter 11's numbers that do not vary with the seed (the pixels' probe with every label) have
+# no spread, yet round otherwise on another CPU: at least 10 of the 4,000 target test images.
+TRANSFER_FLOOR = 0.0025
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,94 @@ class ChapterRecords:
     precision: str        # stated, not "auto": a record means the same run on any CPU
     threads: int = 1      # torch threads per run (None: leave torch's setting)
     fit_options: dict = field(default_factory=dict)   # the other fit options the chapter uses
+
+    def make(self, chapter, folder, part, parts):
+        """Train the runs of part ``part`` of ``parts`` that ``folder`` has no record of."""
+        data = load_cifar10(**self.data_kwargs)
+        mine = self.runs[part - 1::parts]
+        print(f"chapter {chapter}: {len(mine)} of the {len(self.runs)} runs of {self.name} "
+              f"(part {part}/{parts}) into {folder}", flush=True)
+        results = run_study(mine, data, folder, shipped=None, **self._fit_options())
+        print(f"chapter {chapter}: {sum(not r.reused for r in results)} trained, "
+              f"{sum(r.reused for r in results)} already recorded")
+
+    def verify(self, chapter, folder, count, seed):
+        """Train ``count`` recorded runs again (chosen with ``seed``) and compare; the number
+        of numbers that did not reproduce. ``RecordsMissing`` when a run has no record."""
+        if not all((folder / f"{run.name}.json").is_file() for run in self.runs):
+            raise RecordsMissing(f"not every run of {self.name} is recorded")
+        data = load_cifar10(**self.data_kwargs)
+        recorded = run_study(self.runs, data, folder, shipped=None, progress=False, **self._fit_options())
+        chosen = choose(self.runs, count, seed, chapter, lambda run: run.name)
+        failed = 0
+        for i in chosen:
+            stored = recorded[i]
+            with recorded_threads(stored.record):
+                (again,) = run_study([self.runs[i]], data, None, shipped=None, progress=False,
+                                     **self._fit_options())
+            before, after = final_numbers(stored), final_numbers(again)
+            spreads = {key: spread(recorded, stored.run, key) for key in METRICS
+                       if None not in (before[key], after[key])}   # what the study measures
+            identical = exact(stored.record, again.record)
+            failed += compare(stored.name, before, after, spreads, identical)
+            if identical and stored.record.probe is not None:   # elsewhere it drifts as the run does
+                ok = stored.record.probe == again.record.probe
+                failed += not ok
+                print(f"  {stored.name} probe ({len(stored.record.probe['steps'])} steps): "
+                      f"{'ok' if ok else 'DIFFERENT'} (identical)", flush=True)
+        return failed
+
+    def _fit_options(self):
+        return dict(self.fit_options, precision=self.precision)
+
+
+@dataclass(frozen=True)
+class TransferRecords:
+    """Chapter 11's records: the seeds of its transfer study, each a run record and the
+    pretrained network it was derived from (``transfer.study``), made in the settings'
+    precision (fp32) on ``threads`` threads."""
+
+    settings: object      # a TransferSettings
+    threads: int = 1
+
+    @property
+    def name(self):
+        return transfer.study_name(self.settings)
+
+    def make(self, chapter, folder, part, parts):
+        """Compute the seeds of part ``part`` of ``parts`` that ``folder`` has no record of."""
+        seeds = self.settings.seeds[part - 1::parts]
+        print(f"chapter {chapter}: {len(seeds)} of the {len(self.settings.seeds)} seeds of "
+              f"{self.name} (part {part}/{parts}) into {folder}", flush=True)
+        source, target = transfer.load_tasks(self.settings)
+        results = transfer.run_transfer_study(self.settings.replace(seeds=seeds), source, target,
+                                              folder, shipped=None)
+        print(f"chapter {chapter}: {sum(r['origin'] == 'trained' for r in results)} computed, "
+              f"{sum(r['origin'] != 'trained' for r in results)} already recorded")
+
+    def verify(self, chapter, folder, count, seed):
+        """Compute ``count`` recorded seeds again (chosen with ``seed``, in a temporary folder)
+        and compare every number; the number of numbers that did not reproduce."""
+        seeds = self.settings.seeds
+        if not all(record_path(folder, transfer.seed_record_name(s)).is_file() for s in seeds):
+            raise RecordsMissing(f"not every seed of {self.name} is recorded")
+        source, target = transfer.load_tasks(self.settings)
+        recorded = transfer.run_transfer_study(self.settings, source, target, folder,
+                                               progress=False, shipped=None)
+        numbers = [transfer_numbers(r["record"]) for r in recorded]
+        failed = 0
+        for i in choose(seeds, count, seed, chapter, lambda s: f"seed{s}"):
+            stored = recorded[i]["record"]
+            with recorded_threads(stored), tempfile.TemporaryDirectory() as scratch:
+                again = transfer.seed_record(self.settings, source, target, seeds[i], scratch)
+            spreads = {key: std([n[key] for n in numbers]) for key in numbers[i]}
+            failed += compare(f"seed{seeds[i]}", numbers[i], transfer_numbers(again), spreads,
+                              exact(stored, again), floor=TRANSFER_FLOOR, quiet=True)
+        return failed
+
+
+class RecordsMissing(Exception):
+    """A verify asked for before every record exists."""
 
 
 def residual_networks_study():
@@ -76,8 +173,14 @@ def depth_study_quick():
                           settings.data_kwargs(torch.device("cpu")), "fp32")
 
 
-# chapter -> a function returning its ChapterRecords; each study's records are results/<name>/
-CHAPTERS = {"8": depth_study_quick, "10": residual_networks_study}
+def transfer_quick():
+    """Chapter 11's quick seeds (those the page computes from nothing), fp32, one thread."""
+    return TransferRecords(TRANSFER_SETTINGS["quick"])
+
+
+# chapter -> a function returning what makes and verifies its records (ChapterRecords for a
+# study of StudyRuns, TransferRecords for chapter 11's seeds); each in results/<name>/
+CHAPTERS = {"8": depth_study_quick, "10": residual_networks_study, "11": transfer_quick}
 
 
 def final_numbers(result):
@@ -116,6 +219,64 @@ def exact(stored, again):
             and stored.threads == again.threads)
 
 
+def transfer_numbers(record):
+    """The numbers a verify compares, of a transfer seed's ``RunRecord``: the source network's
+    test and validation accuracy, every probe's and target run's test accuracy."""
+    metrics = record.metrics
+    numbers = {"source test_accuracy": metrics["test_accuracy"],
+               "source val_accuracy": metrics["source_val_accuracy"]}
+    for row in metrics["probes"]:
+        numbers[f"probe {row['network']} {row['layer']} {row['budget']}/class"] = row["test"]
+    for row in metrics["training"]:
+        numbers[f"{row['method']} {row['budget']}/class"] = row["test"]
+    return numbers
+
+
+def choose(items, count, seed, chapter, name):
+    """The indices of ``count`` of ``items`` chosen at random with ``seed``, announced."""
+    chosen = sorted(random.Random(seed).sample(range(len(items)), count))
+    print(f"chapter {chapter}: verifying {count} of {len(items)} runs (seed {seed}): "
+          f"{', '.join(name(items[i]) for i in chosen)}", flush=True)
+    return chosen
+
+
+@contextmanager
+def recorded_threads(record):
+    """Compute on the threads ``record`` was made with (where this machine has that many
+    cores), so that a verify can be exact; torch's setting is restored after."""
+    threads = torch.get_num_threads()
+    if record.threads <= (os.cpu_count() or 1):
+        torch.set_num_threads(record.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def compare(name, before, after, spreads, identical, floor=0.0, quiet=False):
+    """Compare the recorded numbers ``before`` with ``after`` (dicts of the same keys): equal
+    when ``identical``, else within ``TOLERANCE_STDS`` x ``spreads[key]`` (at least ``floor``).
+    Prints a line per number (``quiet``: only those that differ, and a summary); returns how
+    many differ."""
+    failed = 0
+    for key in before:
+        if before[key] is None and after[key] is None:
+            continue   # the study does not measure it (runs without train_eval_images)
+        measured = None not in (before[key], after[key])
+        allowed = max(TOLERANCE_STDS * spreads[key], floor) if measured else 0.0
+        ok = (before[key] == after[key] if identical or not measured
+              else abs(before[key] - after[key]) <= allowed)
+        failed += not ok
+        rule = "identical" if identical else f"within {allowed:.4g} ({TOLERANCE_STDS:g} seed stds)"
+        if not (quiet and ok):
+            print(f"  {name} {key}: recorded {before[key]!r}, now {after[key]!r}: "
+                  f"{'ok' if ok else 'DIFFERENT'} ({rule})", flush=True)
+    if quiet:
+        rule = "identical" if identical else f"within {TOLERANCE_STDS:g} seed stds"
+        print(f"  {name}: {len(before) - failed} of {len(before)} numbers ok ({rule})", flush=True)
+    return failed
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m vgg_lib.results", description=__doc__.split("\n\n")[0])
     parser.add_argument("--chapter", action="append", choices=sorted(CHAPTERS, key=int),
@@ -139,55 +300,17 @@ def main(argv=None):
     failed = 0
     for chapter in options.chapter or sorted(CHAPTERS, key=int):
         study = CHAPTERS[chapter]()
-        name, runs = study.name, study.runs
         if study.threads is not None:
             torch.set_num_threads(study.threads)
-        data = load_cifar10(**study.data_kwargs)
-        folder = root / name
-        fit_options = dict(study.fit_options, precision=study.precision)
+        folder = root / study.name
         if not options.verify:
-            mine = runs[part - 1::parts]
-            print(f"chapter {chapter}: {len(mine)} of the {len(runs)} runs of {name} "
-                  f"(part {part}/{parts}) into {folder}", flush=True)
-            results = run_study(mine, data, folder, shipped=None, **fit_options)
-            print(f"chapter {chapter}: {sum(not r.reused for r in results)} trained, "
-                  f"{sum(r.reused for r in results)} already recorded")
+            study.make(chapter, folder, part, parts)
             continue
-        recorded = run_study(runs, data, folder, shipped=None, progress=False, **fit_options) \
-            if all((folder / f"{run.name}.json").is_file() for run in runs) else None
-        if recorded is None:
-            parser.error(f"chapter {chapter}: not every run of {name} is recorded; make them first "
+        try:
+            failed += study.verify(chapter, folder, options.verify, options.seed)
+        except RecordsMissing as missing:
+            parser.error(f"chapter {chapter}: {missing}; make them first "
                          f"(make results CHAPTER={chapter}).")
-        chosen = sorted(random.Random(options.seed).sample(range(len(runs)), options.verify))
-        print(f"chapter {chapter}: verifying {options.verify} of {len(runs)} runs (seed "
-              f"{options.seed}): {', '.join(runs[i].name for i in chosen)}", flush=True)
-        for i in chosen:
-            stored = recorded[i]
-            threads = torch.get_num_threads()
-            if stored.record.threads <= (os.cpu_count() or 1):
-                torch.set_num_threads(stored.record.threads)   # as recorded, so it can be exact
-            try:
-                (again,) = run_study([runs[i]], data, None, shipped=None, progress=False, **fit_options)
-            finally:
-                torch.set_num_threads(threads)
-            identical = exact(stored.record, again.record)
-            before, after = final_numbers(stored), final_numbers(again)
-            for key in METRICS:
-                if before[key] is None and after[key] is None:
-                    continue   # the study does not measure it (runs without train_eval_images)
-                measured = None not in (before[key], after[key])
-                allowed = TOLERANCE_STDS * spread(recorded, stored.run, key) if measured else 0.0
-                ok = (before[key] == after[key] if identical or not measured
-                      else abs(before[key] - after[key]) <= allowed)
-                failed += not ok
-                rule = "identical" if identical else f"within {allowed:.4g} ({TOLERANCE_STDS:g} seed stds)"
-                print(f"  {stored.name} {key}: recorded {before[key]!r}, now {after[key]!r}: "
-                      f"{'ok' if ok else 'DIFFERENT'} ({rule})", flush=True)
-            if identical and stored.record.probe is not None:   # elsewhere it drifts as the run does
-                ok = stored.record.probe == again.record.probe
-                failed += not ok
-                print(f"  {stored.name} probe ({len(stored.record.probe['steps'])} steps): "
-                      f"{'ok' if ok else 'DIFFERENT'} (identical)", flush=True)
     if failed:
         print(f"{failed} numbers did not reproduce.", file=sys.stderr)
         return 1

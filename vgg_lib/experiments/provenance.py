@@ -21,9 +21,15 @@ class Provenance:
     @classmethod
     def of(cls, results, study):
         """The provenance of ``results`` (``RunResult``s of ``run_study``) of study ``study``."""
-        return cls(study, {source: sum(r.source == source for r in results) for source in SOURCES},
-                   tuple(r.record for r in results),
-                   sum(r.record.seconds for r in results if r.source == "trained"))
+        return cls.of_records([(r.source, r.record) for r in results], study)
+
+    @classmethod
+    def of_records(cls, sourced, study):
+        """The provenance of ``(source, RunRecord)`` pairs of study ``study`` (chapter 11's
+        seeds: ``transfer.study.transfer_provenance``)."""
+        return cls(study, {source: sum(s == source for s, _ in sourced) for source in SOURCES},
+                   tuple(record for _, record in sourced),
+                   sum(record.seconds for s, record in sourced if s == "trained"))
 
     @classmethod
     def shipped(cls, records, study):

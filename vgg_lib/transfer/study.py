@@ -7,9 +7,16 @@ budget; fine-tune the pretrained network, and train its untrained twin from scra
 budget. A finished seed is one run record (``vgg_lib.experiments.runs``: the pretraining is the
 seed's training run, its identity also names the target task and the settings the derived numbers
 depend on, and the probes and target runs are stored in its metrics as numbers derived from the
-pretrained network) and one checkpoint of that network, in the study's folder; run again, the
-study reads them and trains only the seeds that are missing. A stored record of other settings
-or data is a ``RecordError`` that names what differs, raised before anything trains.
+pretrained network, with a digest of its weights) and one checkpoint of that network
+(``source_seed<N>.pt``), in the study's folder; run again, the study reads them and trains only
+the seeds that are missing. A stored record of other settings or data is a ``RecordError`` that
+names what differs, raised before anything trains.
+
+The book ships the quick settings' seeds, records and networks, in ``results/transfer-quick/``
+(``runs.shipped_folder``; ``make results CHAPTER=11`` makes them): a seed is read from there
+first, then from the study's folder, and computed only when neither has it. A shipped record of
+another run, or one without its network, is reported and not used (the seed is computed);
+``VGG_RECORDS=off`` and an installed vgg_lib (Colab) read none.
 """
 
 import json
@@ -18,10 +25,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..experiments.runs import Stopwatch, find_record, identity, make_record, record_path, write_record
+from ..experiments.provenance import Provenance
+from ..experiments.runs import (Stopwatch, find_record, identity, make_record, record_path,
+                                shipped_for, shipped_record, shipped_records_on, write_record)
 from ..experiments.studies import study_folder as named_study_folder
-from ..training.checkpoint import load_model, save_checkpoint
+from ..training.checkpoint import CheckpointError, load_model, save_checkpoint
 from ..training.cifar10 import load_cifar10
+from ..training.data import tensor_digest
 from ..training.loop import fit
 from ..training.reproducibility import seed_everything
 from .features import pooled_block_features
@@ -140,18 +150,33 @@ def seed_identity(settings, source, target, seed):
     return json.loads(json.dumps(wanted))
 
 
+def study_name(settings):
+    """The study's name: ``transfer-<settings.name>`` (its folders are named so)."""
+    return f"transfer-{settings.name}"
+
+
 def study_folder(settings):
     """``<checkpoint folder>/studies/transfer-<settings.name>``."""
-    return named_study_folder(f"transfer-{settings.name}")
+    return named_study_folder(study_name(settings))
+
+
+def network_path(folder, seed):
+    """Where the pretrained network of ``seed`` is kept beside its record."""
+    return Path(folder) / f"source_seed{seed}.pt"
+
+
+def network_digest(model):
+    """sha256 of the network's weights and buffers, in state-dict order: what a seed's record
+    keeps of the network its numbers were derived from."""
+    return tensor_digest(*model.state_dict().values())
 
 
 def seed_record(settings, source, target, seed, folder, step_callback=None):
     """Everything of one seed (see the module's docstring) as its run record; the pretrained
-    network is saved in ``folder``."""
+    network is saved in ``folder`` (its history is the record's)."""
     with Stopwatch() as watch:
         trained, history = pretrain(settings, source, seed, step_callback)
-        save_checkpoint(Path(folder) / f"source_seed{seed}.pt", trained, history=history,
-                        recipe=settings.recipe.replace(seed=seed))
+        save_checkpoint(network_path(folder, seed), trained, recipe=settings.recipe.replace(seed=seed))
         probes = []
         for network, model in (("trained", trained), ("random", untrained_twin(settings, seed))):
             features = block_features(model, target)
@@ -160,17 +185,21 @@ def seed_record(settings, source, target, seed, folder, step_callback=None):
     return make_record(seed_identity(settings, source, target, seed), history,
                        seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=trained,
                        derived={"probes": probes, "training": training,
-                                "source_val_accuracy": history.final_val_accuracy})
+                                "source_val_accuracy": history.final_val_accuracy,
+                                "network_sha256": network_digest(trained)})
 
 
-def seed_result(record):
+def seed_result(record, origin="stored", folder=None):
     """A seed's numbers as the chapter reads them: ``{"seed", "source", "probes", "training",
-    "seconds", "threads"}``."""
+    "seconds", "threads"}``, with where they came from: ``origin`` ("shipped", "stored" or
+    "trained", as ``experiments.provenance`` counts them), ``record`` (the ``RunRecord``) and
+    ``network`` (the path of its pretrained network, in ``folder``)."""
     metrics = record.metrics
     return dict(seed=record.seed, probes=metrics["probes"], training=metrics["training"],
                 source=dict(test=metrics["test_accuracy"], val=metrics["source_val_accuracy"],
                             seconds=metrics["train_seconds"]),
-                seconds=record.seconds, threads=record.threads)
+                seconds=record.seconds, threads=record.threads, origin=origin, record=record,
+                network=None if folder is None else str(network_path(folder, record.seed)))
 
 
 def seed_record_name(seed):
@@ -178,14 +207,39 @@ def seed_record_name(seed):
     return f"seed{seed}"
 
 
-def run_transfer_study(settings, source, target, folder=None, progress=True):
-    """Every seed of ``settings``: read from ``folder`` (default ``study_folder(settings)``)
-    when stored, computed otherwise. Every stored file is checked before anything trains.
-    Returns the seeds' results in the order of ``settings.seeds``."""
+def shipped_seed(shipped, settings, seed, wanted):
+    """``(record, "shipped")`` when the folder ``shipped`` holds the record of ``seed`` of these
+    settings (``wanted``: its identity) and the network it was derived from; else None, saying
+    why when the folder has a record of the seed that cannot be used."""
+    found = shipped_record(shipped, seed_record_name(seed), wanted, settings.precision)
+    if found is None:
+        return None
+    path = network_path(shipped, seed)
+    if not path.is_file():
+        print(f"Not using the shipped record {shipped.name}/{seed_record_name(seed)}.json: its "
+              f"network {path.name} is not beside it; computing the seed instead.")
+        return None
+    return found
+
+
+def run_transfer_study(settings, source, target, folder=None, progress=True, shipped="auto"):
+    """Every seed of ``settings``: read from the records the book ships (``shipped``, read
+    only; "auto": ``runs.shipped_for(folder)``, i.e. ``results/transfer-<name>/`` for the study's
+    default folder; ``VGG_RECORDS=off``: none), else from ``folder`` (default
+    ``study_folder(settings)``) when stored, computed into ``folder`` otherwise. Every stored
+    file is checked before anything trains. Returns the seeds' results (``seed_result``) in the
+    order of ``settings.seeds``."""
     folder = Path(folder) if folder is not None else study_folder(settings)
-    stored = {seed: find_record(folder, seed_record_name(seed),
-                                seed_identity(settings, source, target, seed), settings.precision)
-              for seed in settings.seeds}
+    shipped = shipped_for(folder) if isinstance(shipped, str) and shipped == "auto" else shipped
+    shipped = Path(shipped) if shipped is not None and shipped_records_on() else None
+    stored = {}
+    for seed in settings.seeds:
+        wanted = seed_identity(settings, source, target, seed)
+        found = shipped_seed(shipped, settings, seed, wanted)
+        if found is None:
+            record = find_record(folder, seed_record_name(seed), wanted, settings.precision)
+            found = None if record is None else (record, "stored")
+        stored[seed] = found
     missing = [seed for seed in settings.seeds if stored[seed] is None]
     bar = None
     if progress and missing:
@@ -195,18 +249,32 @@ def run_transfer_study(settings, source, target, folder=None, progress=True):
     try:
         for seed in missing:
             callback = None if bar is None else (lambda step, model, loss: bar.update(1))
-            stored[seed] = seed_record(settings, source, target, seed, folder, callback)
-            write_record(record_path(folder, seed_record_name(seed)), stored[seed])
+            record = seed_record(settings, source, target, seed, folder, callback)
+            write_record(record_path(folder, seed_record_name(seed)), record)
+            stored[seed] = (record, "trained")
     finally:
         if bar is not None:
             bar.close()
-    return [seed_result(stored[seed]) for seed in settings.seeds]
+    return [seed_result(record, origin, shipped if origin == "shipped" else folder)
+            for record, origin in (stored[seed] for seed in settings.seeds)]
 
 
-def pretrained_network(settings, seed, folder=None, device="cpu"):
-    """The pretrained source network of ``seed``, from the study's folder."""
-    folder = Path(folder) if folder is not None else study_folder(settings)
-    return load_model(folder / f"source_seed{seed}.pt", device).eval()
+def transfer_provenance(results, settings):
+    """Where the seeds of ``results`` came from (``experiments.provenance.Provenance``)."""
+    return Provenance.of_records([(r["origin"], r["record"]) for r in results], study_name(settings))
+
+
+def pretrained_network(result, device="cpu"):
+    """The pretrained source network of a seed's result (``seed_result``), from the folder its
+    record was read from; ``CheckpointError`` when it is not the network the record's numbers
+    were derived from (another seed's, or weights changed since)."""
+    model = load_model(result["network"], device).eval()
+    expected = result["record"].metrics.get("network_sha256")   # None: recorded before digests
+    if expected is not None and network_digest(model) != expected:
+        raise CheckpointError(f"{result['network']} is not the network of seed {result['seed']}'s "
+                              f"record beside it (its weights differ). Delete both files to "
+                              f"compute the seed again.")
+    return model
 
 
 def stored_seeds(settings, folder=None):
