@@ -12,6 +12,7 @@ from support import colour_data
 from vgg_lib import results
 from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.experiments.depth_study import DEPTH_STUDY, VIEWS, depth_study_name, depth_study_plan
+from vgg_lib.experiments.layer_by_layer import SLIM_HEAD_STUDY, slim_head_plan
 from vgg_lib.experiments.studies import StudyRun
 from vgg_lib.training.recipe import TrainConfig
 
@@ -150,3 +151,11 @@ def test_chapter_8s_records_are_the_quick_study_the_chapter_reads_in_fp32():
     assert chapter.name == depth_study_name("quick") and chapter.precision == "fp32"
     assert chapter.threads == 1 and chapter.fit_options == {}   # the chapter evaluates every epoch
     assert chapter.data_kwargs == DEPTH_STUDY["quick"].data_kwargs(torch.device("cpu"))
+
+
+def test_chapter_4s_records_are_the_slim_head_study_the_chapter_reads_in_fp32():
+    chapter = results.CHAPTERS["4"]()
+    assert chapter.name == "slim_head" and chapter.runs == slim_head_plan()
+    assert len(chapter.runs) == 2 * len(SLIM_HEAD_STUDY.seeds)
+    assert chapter.precision == "fp32" and chapter.threads == 1 and chapter.fit_options == {}
+    assert chapter.data_kwargs == SLIM_HEAD_STUDY.data_kwargs(torch.device("cpu"))
