@@ -1,9 +1,8 @@
 """The settings of chapter 4's slim-head study (vgg_lib/experiments/layer_by_layer.py)."""
 
-from pathlib import Path
-
 import pytest
 
+from support import assert_shipped_records
 from vgg_lib.experiments.layer_by_layer import (SLIM_HEAD_LR_CHECK, SLIM_HEAD_LRS, SLIM_HEAD_STUDY,
                                                 SLIM_HEAD_STUDY_NAME, SLIM_HEADS, slim_head_plan,
                                                 slim_head_recipe, slim_head_spec)
@@ -46,17 +45,6 @@ def test_the_plan_is_every_head_with_every_seed():
 
 
 def test_the_shipped_records_are_the_plan_s_runs_in_fp32_on_one_thread():
-    """results/slim_head/ holds one record per run of the plan, of that very run (the data's
-    fingerprint aside, which chapter 4's nbval run checks: all of them read), made in fp32 on one
-    thread, as ``make results CHAPTER=4`` makes them."""
-    from vgg_lib.experiments.runs import read_record
-
-    folder = Path(__file__).resolve().parents[2] / "results" / SLIM_HEAD_STUDY_NAME
-    runs = {run.name: run for run in slim_head_plan()}
-    assert sorted(p.stem for p in folder.glob("*.json")) == sorted(runs)
-    for name, run in runs.items():
-        record = read_record(folder / f"{name}.json")
-        wanted = {"label": run.label, "spec": run.spec.to_dict(), "recipe": run.recipe.to_dict(),
-                  "train_images": run.train_images}
-        assert {key: record.identity[key] for key in wanted} == wanted, name
-        assert record.precision == "fp32" and record.threads == 1, name
+    """results/slim_head/ holds one record per run of the plan, of that very run, made in fp32 on
+    one thread, as ``make results CHAPTER=4`` makes them (chapter 4's nbval run reads them all)."""
+    assert_shipped_records(SLIM_HEAD_STUDY_NAME, slim_head_plan(), "fp32", 1)
