@@ -108,3 +108,21 @@ def exercises_registered(*exercises):
     finally:
         for exercise in exercises:
             registry._REGISTRY.pop(exercise.id, None)
+
+
+def assert_shipped_records(study, runs, precision, threads):
+    """``results/<study>/`` holds one record per run of ``runs`` (``StudyRun``s) and nothing
+    else, each of that very run (label, spec, recipe, training images; the data's fingerprint
+    aside, which the chapter's nbval run checks when it reads them all), made in ``precision``
+    on ``threads`` threads."""
+    from vgg_lib.experiments.runs import read_record
+
+    folder = ROOT / "results" / study
+    runs = {run.name: run for run in runs}
+    assert sorted(p.stem for p in folder.glob("*.json")) == sorted(runs)
+    for name, run in runs.items():
+        record = read_record(folder / f"{name}.json")
+        wanted = {"label": run.label, "spec": run.spec.to_dict(), "recipe": run.recipe.to_dict(),
+                  "train_images": run.train_images}
+        assert {key: record.identity[key] for key in wanted} == wanted, name
+        assert record.precision == precision and record.threads == threads, name

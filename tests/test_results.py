@@ -13,6 +13,7 @@ from support import colour_data
 from vgg_lib import results
 from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.experiments.depth_study import DEPTH_STUDY, VIEWS, depth_study_name, depth_study_plan
+from vgg_lib.experiments.layer_by_layer import SLIM_HEAD_STUDY, slim_head_plan
 from vgg_lib.experiments.residual_networks import (RESIDUAL_STUDY, probed_steps,
                                                    residual_study_name, residual_study_plan)
 from vgg_lib.experiments.runs import read_record
@@ -193,3 +194,11 @@ def test_chapter_10s_records_are_its_50_runs_and_keep_the_probe_of_the_two_it_pr
         if run.probe_steps is not None:   # what the chapter reads instead of training it again
             assert record.probe["steps"] == list(steps)
             assert record.restored_probe(steps).series("grad_norm")[1][0] == "conv1_1"
+
+
+def test_chapter_4s_records_are_the_slim_head_study_the_chapter_reads_in_fp32():
+    chapter = results.CHAPTERS["4"]()
+    assert chapter.name == "slim_head" and chapter.runs == slim_head_plan()
+    assert len(chapter.runs) == 2 * len(SLIM_HEAD_STUDY.seeds)
+    assert chapter.precision == "fp32" and chapter.threads == 1 and chapter.fit_options == {}
+    assert chapter.data_kwargs == SLIM_HEAD_STUDY.data_kwargs(torch.device("cpu"))

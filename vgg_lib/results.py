@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .device import machine
-from .experiments import depth_study, residual_networks
+from .experiments import depth_study, layer_by_layer, residual_networks
 from .experiments.runs import record_path, results_dir
 from .experiments.statistics import std
 from .experiments.studies import run_study
@@ -173,6 +173,16 @@ def depth_study_quick():
                           settings.data_kwargs(torch.device("cpu")), "fp32")
 
 
+def slim_head_study():
+    """Chapter 4's slim-head study (2 heads x its seeds), in fp32 on one thread: the runs are
+    small (a verify of one takes a minute or two), and one thread makes a verify on the same CPU
+    bit-exact whatever else the machine runs, and lets ``--part 1/2`` and ``--part 2/2`` share two
+    cores."""
+    settings = layer_by_layer.SLIM_HEAD_STUDY
+    return ChapterRecords(layer_by_layer.SLIM_HEAD_STUDY_NAME, layer_by_layer.slim_head_plan(settings),
+                          settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
+
+
 def transfer_quick():
     """Chapter 11's quick seeds (those the page computes from nothing), fp32, one thread."""
     return TransferRecords(TRANSFER_SETTINGS["quick"])
@@ -180,7 +190,8 @@ def transfer_quick():
 
 # chapter -> a function returning what makes and verifies its records (ChapterRecords for a
 # study of StudyRuns, TransferRecords for chapter 11's seeds); each in results/<name>/
-CHAPTERS = {"8": depth_study_quick, "10": residual_networks_study, "11": transfer_quick}
+CHAPTERS = {"4": slim_head_study, "8": depth_study_quick, "10": residual_networks_study,
+            "11": transfer_quick}
 
 
 def final_numbers(result):

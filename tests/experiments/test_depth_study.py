@@ -1,10 +1,9 @@
 """Chapter 8's settings: the plan of the depth study in its two budget views, and its time
 estimates."""
 
-from pathlib import Path
-
 import pytest
 
+from support import assert_shipped_records
 from vgg_lib.experiments import studies
 from vgg_lib.experiments.depth_study import DEPTH_STUDY, QUICK_RATES, depth_study_plan
 from vgg_lib.experiments.studies import estimate_study_seconds
@@ -51,18 +50,10 @@ def test_the_shipped_gpu_records_are_the_full_plan_s_runs_and_read_back_as_resul
 def test_the_shipped_quick_records_are_the_quick_plan_s_runs_in_fp32():
     """results/depth_study_quick/ holds one record per distinct run of the quick plan, of that
     very run (the data's fingerprint aside, which chapter 8's nbval run checks: all 36 read),
-    made in fp32."""
+    made in fp32 on two threads."""
     from vgg_lib.experiments.depth_study import depth_study_name
-    from vgg_lib.experiments.runs import read_record
 
     settings = DEPTH_STUDY["quick"]
     plan = depth_study_plan(settings, settings.train_images)
-    runs = {run.name: run for view in plan.values() for run in view}
-    folder = Path(__file__).resolve().parents[2] / "results" / depth_study_name("quick")
-    assert sorted(p.stem for p in folder.glob("*.json")) == sorted(runs)
-    for name, run in runs.items():
-        record = read_record(folder / f"{name}.json")
-        wanted = {"label": run.label, "spec": run.spec.to_dict(), "recipe": run.recipe.to_dict(),
-                  "train_images": run.train_images}
-        assert {key: record.identity[key] for key in wanted} == wanted, name
-        assert record.precision == "fp32" and record.threads == 2, name
+    assert_shipped_records(depth_study_name("quick"), [run for view in plan.values() for run in view],
+                           "fp32", 2)

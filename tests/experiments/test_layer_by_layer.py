@@ -2,7 +2,9 @@
 
 import pytest
 
-from vgg_lib.experiments.layer_by_layer import (SLIM_HEAD_LR_CHECK, SLIM_HEAD_LRS, SLIM_HEADS,
+from support import assert_shipped_records
+from vgg_lib.experiments.layer_by_layer import (SLIM_HEAD_LR_CHECK, SLIM_HEAD_LRS, SLIM_HEAD_STUDY,
+                                                SLIM_HEAD_STUDY_NAME, SLIM_HEADS, slim_head_plan,
                                                 slim_head_recipe, slim_head_spec)
 from vgg_lib.experiments.statistics import mean
 
@@ -30,3 +32,19 @@ def test_unknown_heads_are_refused():
         slim_head_spec("imagenet")
     with pytest.raises(ValueError, match="compares"):
         slim_head_recipe("wide", seed=0)
+
+
+def test_the_plan_is_every_head_with_every_seed():
+    plan = slim_head_plan()
+    assert [(run.label, run.seed) for run in plan] == [(head, seed) for head in SLIM_HEADS
+                                                       for seed in SLIM_HEAD_STUDY.seeds]
+    for run in plan:
+        assert run.spec == slim_head_spec(run.label) and run.recipe == slim_head_recipe(run.label, run.seed)
+        assert run.train_images is None   # all of the study's training images
+    assert len({run.name for run in plan}) == len(plan)
+
+
+def test_the_shipped_records_are_the_plan_s_runs_in_fp32_on_one_thread():
+    """results/slim_head/ holds one record per run of the plan, of that very run, made in fp32 on
+    one thread, as ``make results CHAPTER=4`` makes them (chapter 4's nbval run reads them all)."""
+    assert_shipped_records(SLIM_HEAD_STUDY_NAME, slim_head_plan(), "fp32", 1)

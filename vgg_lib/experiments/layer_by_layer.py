@@ -3,14 +3,19 @@ commented place.
 
 The question: what does the paper's classifier (three fully connected layers, 89% of VGG-16's
 parameters) buy over the compact head (global average pooling and one linear layer), trained on
-CIFAR-10 at the quick budget? The chapter builds the runs from these settings and trains them
-with the study engine (``vgg_lib.experiments.studies.run_study``: one result file per finished
-run, reused when the chapter runs again).
+CIFAR-10 at the quick budget? The chapter takes its runs from ``slim_head_plan`` and reads them
+with the study engine (``vgg_lib.experiments.studies.run_study``) from the records the book ships
+in ``results/slim_head/`` (``make results CHAPTER=4`` makes them, in fp32 on one thread), or
+trains those it has no record of (Colab, ``VGG_RECORDS=off``), one record per finished run.
 """
 
 from ..architecture.model import ModelSpec
 from ..training.recipe import TrainConfig
 from .settings import Experiment
+from .studies import StudyRun
+
+# The study's name: its records are results/<name>/ (shipped) and study_folder(<name>) (local).
+SLIM_HEAD_STUDY_NAME = "slim_head"
 
 # The two heads. On a 32x32 image the paper's head reads the 2x2 map left when the last
 # max-pool is dropped ("fc-2x2", the analogue of its 7x7 map at 224x224, as in chapter 9): three
@@ -66,3 +71,9 @@ def slim_head_recipe(head, seed, settings=SLIM_HEAD_STUDY, lrs=SLIM_HEAD_LRS):
     """The ``TrainConfig`` of one run: the recipe, ``head``'s learning rate, ``seed``."""
     _known(head)
     return settings.recipe.replace(lr=lrs[head], seed=seed)
+
+
+def slim_head_plan(settings=SLIM_HEAD_STUDY, lrs=SLIM_HEAD_LRS):
+    """The study's runs, as the chapter trains or reads them: every head with every seed."""
+    return [StudyRun(head, slim_head_spec(head, settings), slim_head_recipe(head, seed, settings, lrs))
+            for head in SLIM_HEADS for seed in settings.seeds]
