@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .device import machine
-from .experiments import depth_study, residual_networks
+from .experiments import depth_study, residual_networks, test_protocol
 from .experiments.runs import results_dir
 from .experiments.statistics import std
 from .experiments.studies import run_study
@@ -72,8 +72,19 @@ def depth_study_quick():
                           settings.data_kwargs(torch.device("cpu")), "fp32")
 
 
+def test_protocol_quick():
+    """Chapter 9's quick runs (fixed and jittered scale, five seeds each, every protocol
+    evaluated on the trained network), in fp32 on one thread, as the chapter trains them (no
+    validation pass before the last epoch's)."""
+    settings = test_protocol.SETTINGS["quick"]
+    return ChapterRecords(test_protocol.protocol_study_name("quick"),
+                          test_protocol.protocol_study_plan(settings),
+                          settings.data_kwargs(torch.device("cpu")), "fp32", 1,
+                          {"eval_every_epoch": False})
+
+
 # chapter -> a function returning its ChapterRecords; each study's records are results/<name>/
-CHAPTERS = {"8": depth_study_quick, "10": residual_networks_study}
+CHAPTERS = {"8": depth_study_quick, "9": test_protocol_quick, "10": residual_networks_study}
 
 
 def final_numbers(result):
@@ -81,6 +92,8 @@ def final_numbers(result):
     numbers = {"test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy[-1]}
     for key in ("train_eval_loss", "train_eval_accuracy"):
         numbers[key] = (result.history.epochs[-1].get(key) if result.history.epochs else None)
+    for name, evaluated in result.metrics.get("protocols", {}).items():   # chapter 9's
+        numbers[f"{name} accuracy"] = evaluated["accuracy"]
     return numbers
 
 
@@ -168,7 +181,7 @@ def main(argv=None):
                 torch.set_num_threads(threads)
             identical = exact(stored.record, again.record)
             before, after = final_numbers(stored), final_numbers(again)
-            for key in METRICS:
+            for key in before:   # METRICS, and each protocol's accuracy where the run has them
                 if before[key] is None and after[key] is None:
                     continue   # the study does not measure it (runs without train_eval_images)
                 measured = None not in (before[key], after[key])
