@@ -4,8 +4,10 @@
 The quick profile's network (VGG-11-BN at quarter width) with the paper's three-layer head on a
 2x2 map ("fc-2x2": the last max-pool dropped), so that a test image larger than 32x32 gives a
 class-score map with more than one position. The recipe is the quick profile's on 20,000 images
-for 3 epochs (60,000 images seen, 43% of the profile's), so that the chapter trains six networks
-(with and without scale jittering, three seeds each) within its time budget.
+for 3 epochs (60,000 images seen, 43% of the profile's), so that a reader without the book's
+records can train the chapter's ten networks (with and without scale jittering, five seeds each)
+on a CPU. Each run is a study run (``protocol_study_plan``) whose record also keeps its network's
+evaluation under every protocol of its suite (``ProtocolEvaluation``).
 """
 
 from dataclasses import asdict, dataclass
