@@ -141,7 +141,7 @@ def test_the_seed_spread_is_the_row_of_the_same_run_in_another_seed():
     def result(images, seed, accuracy):
         run = StudyRun("B", TINY, RECIPE.replace(seed=seed), images)
         return SimpleNamespace(run=run, label="B", test_accuracy=accuracy, val_accuracy=[accuracy],
-                               history=SimpleNamespace(epochs=[]))
+                               history=SimpleNamespace(epochs=[]), metrics={})
 
     rows = [result(None, 0, 0.50), result(None, 1, 0.52), result(40, 0, 0.30), result(40, 1, 0.34)]
     assert results.spread(rows, rows[0].run, "test_accuracy") == pytest.approx(results.std([0.50, 0.52]))
@@ -202,3 +202,27 @@ def test_chapter_4s_records_are_the_slim_head_study_the_chapter_reads_in_fp32():
     assert len(chapter.runs) == 2 * len(SLIM_HEAD_STUDY.seeds)
     assert chapter.precision == "fp32" and chapter.threads == 1 and chapter.fit_options == {}
     assert chapter.data_kwargs == SLIM_HEAD_STUDY.data_kwargs(torch.device("cpu"))
+
+
+def test_chapter_9s_records_are_the_chapter_s_ten_runs_with_their_protocols_in_fp32():
+    from vgg_lib.experiments.test_protocol import SETTINGS, protocol_study_name, protocol_study_plan
+
+    chapter = results.CHAPTERS["9"]()
+    settings = SETTINGS["quick"]
+    assert [run.name for run in chapter.runs] == [run.name for run in protocol_study_plan(settings)]
+    assert chapter.runs == protocol_study_plan(settings) and len(chapter.runs) == 10
+    assert {run.recipe.scale_jitter for run in chapter.runs} == {None, settings.jitter}
+    assert all(run.derive == settings.evaluation(run.recipe.scale_jitter) for run in chapter.runs)
+    assert chapter.name == protocol_study_name("quick") and chapter.precision == "fp32"
+    assert chapter.threads == 1 and chapter.fit_options == {"eval_every_epoch": False}
+    assert chapter.data_kwargs == settings.data_kwargs(torch.device("cpu"))
+
+
+def test_a_verify_compares_each_protocol_s_accuracy_too():
+    run = StudyRun("fixed", TINY, RECIPE)
+    protocols = {"flip": {"accuracy": 0.5}, "dense 3 scales": {"accuracy": 0.25}}
+    result = SimpleNamespace(run=run, test_accuracy=0.5, val_accuracy=[0.4],
+                             history=SimpleNamespace(epochs=[]), metrics={"protocols": protocols})
+    numbers = results.final_numbers(result)
+    assert numbers["flip accuracy"] == 0.5 and numbers["dense 3 scales accuracy"] == 0.25
+    assert set(results.METRICS) < set(numbers)

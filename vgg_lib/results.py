@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .device import machine
-from .experiments import depth_study, layer_by_layer, residual_networks
+from .experiments import depth_study, layer_by_layer, residual_networks, test_protocol
 from .experiments.runs import record_path, results_dir
 from .experiments.statistics import std
 from .experiments.studies import run_study
@@ -88,8 +88,8 @@ class ChapterRecords:
                 (again,) = run_study([self.runs[i]], data, None, shipped=None, progress=False,
                                      **self._fit_options())
             before, after = final_numbers(stored), final_numbers(again)
-            spreads = {key: spread(recorded, stored.run, key) for key in METRICS
-                       if None not in (before[key], after[key])}   # what the study measures
+            spreads = {key: spread(recorded, stored.run, key) for key in before   # METRICS and
+                       if None not in (before[key], after[key])}   # chapter 9's protocols, if measured
             identical = exact(stored.record, again.record)
             failed += compare(stored.name, before, after, spreads, identical)
             if identical and stored.record.probe is not None:   # elsewhere it drifts as the run does
@@ -188,10 +188,21 @@ def transfer_quick():
     return TransferRecords(TRANSFER_SETTINGS["quick"])
 
 
+def test_protocol_quick():
+    """Chapter 9's quick runs (fixed and jittered scale, five seeds each, every protocol
+    evaluated on the trained network), in fp32 on one thread, as the chapter trains them (no
+    validation pass before the last epoch's)."""
+    settings = test_protocol.SETTINGS["quick"]
+    return ChapterRecords(test_protocol.protocol_study_name("quick"),
+                          test_protocol.protocol_study_plan(settings),
+                          settings.data_kwargs(torch.device("cpu")), "fp32", 1,
+                          {"eval_every_epoch": False})
+
+
 # chapter -> a function returning what makes and verifies its records (ChapterRecords for a
 # study of StudyRuns, TransferRecords for chapter 11's seeds); each in results/<name>/
-CHAPTERS = {"4": slim_head_study, "8": depth_study_quick, "10": residual_networks_study,
-            "11": transfer_quick}
+CHAPTERS = {"4": slim_head_study, "8": depth_study_quick, "9": test_protocol_quick,
+            "10": residual_networks_study, "11": transfer_quick}
 
 
 def final_numbers(result):
@@ -199,6 +210,8 @@ def final_numbers(result):
     numbers = {"test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy[-1]}
     for key in ("train_eval_loss", "train_eval_accuracy"):
         numbers[key] = (result.history.epochs[-1].get(key) if result.history.epochs else None)
+    for name, evaluated in result.metrics.get("protocols", {}).items():   # chapter 9's
+        numbers[f"{name} accuracy"] = evaluated["accuracy"]
     return numbers
 
 

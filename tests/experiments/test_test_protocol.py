@@ -36,3 +36,68 @@ def test_the_chosen_scales_margins_are_the_comments():
     crops = [_images(r["multi-crop {32,40,48}"] - r["multi-crop {32,48,64}"]) for r in rows.values()]
     assert dense == [17, 2, 1, 27]
     assert crops == [48, 19, 22, -18] and list(rows)[-1] == "[32, 64]"
+
+
+# --- the study: each run's protocol evaluations ride in its record ------------------------------
+
+def test_a_run_s_protocol_evaluations_ride_in_its_record_and_its_identity(tmp_path):
+    """A jittered tiny run with a protocol evaluation: its record keeps the six protocols'
+    numbers, read back (scale_jitter's tuple against the record's list) without training again;
+    the same run evaluated on other test images is another run, an error naming the field."""
+    import pytest
+    import torch
+
+    from support import colour_data
+    from vgg_lib.architecture.model import ModelSpec
+    from vgg_lib.experiments.runs import RecordError
+    from vgg_lib.experiments.studies import StudyRun, run_study
+    from vgg_lib.experiments.test_protocol import ProtocolEvaluation
+    from vgg_lib.training.recipe import TrainConfig
+
+    torch.set_num_threads(1)
+    spec = ModelSpec(config="A", batch_norm=True, width=0.0625, head="fc-2x2", num_classes=10)
+    recipe = TrainConfig(epochs=1, batch_size=32, lr=0.05, crop_padding=0, scale_jitter=(32, 40))
+    evaluation = ProtocolEvaluation((32, 40), 36, 2, images=20)
+    run = StudyRun("jittered", spec, recipe, derive=evaluation)
+    data = colour_data()
+    (trained,) = run_study([run], data, tmp_path, shipped=None, progress=False, precision="fp32",
+                           eval_every_epoch=False)
+    evaluated = trained.metrics["protocols"]
+    assert sorted(evaluated) == sorted(["single crop", "flip", "dense 1 scale", "dense 2 scales",
+                                        "multi-crop 2x2", "dense + multi-crop"])
+    assert all(e["images"] == 20 and 0 <= e["accuracy"] <= 1 for e in evaluated.values())
+    assert evaluated["flip"]["views"] == 2 and evaluated["multi-crop 2x2"]["macs"] > evaluated["flip"]["macs"]
+    assert trained.record.identity["derived"] == evaluation.identity()
+    (read,) = run_study([run], data, tmp_path, shipped=None, progress=False, precision="fp32")
+    assert read.source == "stored" and read.metrics["protocols"] == evaluated
+    other = StudyRun("jittered", spec, recipe, derive=ProtocolEvaluation((32, 40), 36, 2, images=10))
+    with pytest.raises(RecordError, match="derived.protocols.images"):
+        run_study([other], data, tmp_path, shipped=None, progress=False)
+
+
+def test_the_shipped_records_are_the_quick_plan_s_ten_runs_in_fp32_on_one_thread():
+    """results/test_protocol_quick/ holds one record per run of the quick plan (fixed and
+    jittered, five seeds), of that very run and protocol evaluation (the data's fingerprint
+    aside, which chapter 9's nbval run checks: all ten read), made in fp32 on one thread, each
+    with every protocol of its suite on the first 2,000 test images."""
+    from pathlib import Path
+
+    from vgg_lib.experiments.runs import read_record
+    from vgg_lib.experiments.test_protocol import protocol_study_name, protocol_study_plan
+
+    settings = SETTINGS["quick"]
+    runs = {run.name: run for run in protocol_study_plan(settings)}
+    assert len(runs) == 10 and settings.seeds == (0, 1, 2, 3, 4)
+    folder = Path(__file__).resolve().parents[2] / "results" / protocol_study_name("quick")
+    assert sorted(p.stem for p in folder.glob("*")) == sorted(runs)   # no weights beside them
+    for name, run in runs.items():
+        record = read_record(folder / f"{name}.json")
+        wanted = {"label": run.label, "spec": run.spec.to_dict(),
+                  "recipe": dict(run.recipe.to_dict(), scale_jitter=run.recipe.scale_jitter
+                                 and list(run.recipe.scale_jitter)),
+                  "train_images": None, "derived": run.derive.identity()}
+        assert {key: record.identity[key] for key in wanted} == wanted, name
+        assert record.precision == "fp32" and record.threads == 1, name
+        suite = [p.name for p in settings.suite(run.recipe.scale_jitter)]
+        assert sorted(record.metrics["protocols"]) == sorted(suite), name
+        assert {e["images"] for e in record.metrics["protocols"].values()} == {2_000}, name

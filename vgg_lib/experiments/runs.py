@@ -56,9 +56,10 @@ class RecordError(ValueError):
 def identity(label, spec, recipe, train_images, data):
     """What decides a run's result, as plain data: ``label`` (its row), ``spec`` (a
     ``ModelSpec``), ``recipe`` (a ``TrainConfig``, seed included), ``train_images`` (None: all
-    of ``data``'s) and ``data``'s fingerprint."""
-    return {"label": label, "spec": spec.to_dict(), "recipe": recipe.to_dict(),
-            "train_images": train_images, "data": data.fingerprint()}
+    of ``data``'s) and ``data``'s fingerprint; as JSON stores it (a tuple such as the recipe's
+    ``scale_jitter`` as a list), so that it compares equal to its record's."""
+    return json.loads(json.dumps({"label": label, "spec": spec.to_dict(), "recipe": recipe.to_dict(),
+                                  "train_images": train_images, "data": data.fingerprint()}))
 
 
 @dataclass(frozen=True)

@@ -54,15 +54,14 @@ class StudyRun:
     label: str                 # the row it belongs to: "A", "B-5x5", ...
     spec: ModelSpec            # the network (None: the one ``build`` returns)
     recipe: TrainConfig        # the recipe; recipe.seed is the run's seed
-    train_images: int = None   # the first ``train_images`` of a fixed class-balanced order of
-                               # the data's training images (nested: 2,000 are part of 4,000);
-                               # None: all of them
-    build: object = field(default=None, compare=False)  # build(seed) -> the network, for
-                               # starts a ModelSpec does not describe (another initialisation,
-                               # weights copied from a trained network); the label names it
+    train_images: int = None   # the first ``train_images`` of a fixed class-balanced order of the
+                               # data's training images (2,000 are part of 4,000); None: all
+    build: object = field(default=None, compare=False)  # build(seed) -> the network, for starts
+                               # a ModelSpec does not describe (copied weights); the label names it
     probe_steps: tuple = field(default=None, compare=False)  # record a TrainingProbe at these steps
-    train_eval_images: int = None  # fit's train_eval_images: training images evaluated in eval
-                                   # mode after every epoch (None: none)
+    train_eval_images: int = None  # fit's: training images evaluated in eval mode every epoch
+    derive: object = None  # derive(model, data, precision) -> numbers of the trained network kept
+                           # in its record's metrics; derive.identity() joins the run's identity
 
     def __post_init__(self):
         if not isinstance(self.spec, ModelSpec) and not (self.spec is None and callable(self.build)):
@@ -288,17 +287,18 @@ def _train(run, run_data, bar, keep_models, fit_options):
     with Stopwatch() as watch, (probe if probe is not None else nullcontext()):
         history = fit(model, run_data, run.recipe, progress=False, step_callback=after_backward,
                       train_eval_images=run.train_eval_images, **fit_options)
+        derived = run.derive and run.derive(model, run_data, fit_options.get("precision", "auto"))
     record = make_record(_identity(run, spec, run_data), history,
                          seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=model,
-                         images_seen=steps * batch, macs=forward_macs(spec), probe=probe)
+                         images_seen=steps * batch, macs=forward_macs(spec), probe=probe, derived=derived)
     return RunResult(run, history, record, model if keep_models else None, probe)
 
 
 def _identity(run, spec, run_data):
-    """The run's record identity; ``train_eval_images`` only when set, so that the records of
-    runs without it read as before it existed."""
-    found = identity(run.label, spec, run.recipe, run.train_images, run_data)
-    return found if run.train_eval_images is None else dict(found, train_eval_images=run.train_eval_images)
+    """The run's record identity; ``train_eval_images``, ``derived`` only when set (as before)."""
+    extra = {"train_eval_images": run.train_eval_images, "derived": run.derive and run.derive.identity()}
+    return dict(identity(run.label, spec, run.recipe, run.train_images, run_data),
+                **{key: value for key, value in extra.items() if value is not None})
 
 
 def estimate_study_seconds(runs, train_images, validation, test_images, hardware="t4", rates=None):
