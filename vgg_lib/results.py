@@ -205,6 +205,12 @@ CHAPTERS = {"4": slim_head_study, "8": depth_study_quick, "9": test_protocol_qui
             "10": residual_networks_study, "11": transfer_quick}
 
 
+def study_chapters():
+    """{study name: chapter} of every records study ``make results`` makes (book/execution.md's
+    records table names each folder's chapter with it)."""
+    return {CHAPTERS[chapter]().name: chapter for chapter in sorted(CHAPTERS, key=int)}
+
+
 def final_numbers(result):
     """The final metrics a verify compares, of a ``RunResult``."""
     numbers = {"test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy[-1]}

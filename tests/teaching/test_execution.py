@@ -91,6 +91,7 @@ def test_the_report_sums_the_cost_of_the_shipped_run_records(tmp_path):
     from vgg_lib.experiments.runs import read_record
     records = [read_record(path) for path in shipped]
     table = execution.records_markdown(tmp_path)
-    assert table.count("| `results/") == 1 and "| `results/study/` | 2 |" in table
-    assert f"| {execution._duration(sum(r.cpu_seconds for r in records))} |" in table
+    assert table.count("| `results/") == 1 and "| - | `results/study/` | 2 |" in table
+    cpu = execution._duration(sum(r.cpu_seconds for r in records))
+    assert f"| {cpu} |" in table and f"| all | | 2 | | | " in table and f"takes {cpu} of CPU time" in table
     assert "fp32, 1 thread(s)" in table
