@@ -119,9 +119,9 @@ notebooks: install
 # The run records the book ships (results/<study>/, one JSON per run): train the runs of a chapter's
 # records study that are not recorded yet (resumable). VERIFY=N trains N recorded runs again, chosen
 # at random, and compares them with their records (vgg_lib/results.py says how).
-# make results CHAPTER=10    make results CHAPTER=10 VERIFY=2
+# make results CHAPTER=10    make results CHAPTER=10 VERIFY=2    make results CHAPTER="4 11" VERIFY=1
 results: install
-	nice -n 10 env OMP_NUM_THREADS=1 $(PY) -m vgg_lib.results $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(VERIFY),--verify $(VERIFY))
+	nice -n 10 env OMP_NUM_THREADS=1 $(PY) -m vgg_lib.results $(foreach c,$(CHAPTER),--chapter $(c)) $(if $(VERIFY),--verify $(VERIFY))
 
 # Every chapter, top to bottom, in a stand-in for today's Google Colab: Python 3.13, torch 2.11,
 # torchvision 0.26 (tests/colab_today.py). Not part of `make test`: 10-30 minutes on 2 cores,
