@@ -1,13 +1,15 @@
 """The records the book ships, made and checked: ``make results [CHAPTER=10] [VERIFY=N]``, or
 ``python -m vgg_lib.results [--chapter 10] [--verify N] [--part I/K]``.
 
-Without ``--verify`` it trains every run of a chapter's records study that has no record in
+Without ``--verify`` it trains every run of a chapter's records study (one ``ChapterRecords``,
+or several on different data, as chapter 6's two budgets) that has no record in
 ``results/<study>/`` yet and writes its record there (``experiments.studies.run_study``: one JSON
 per finished run, atomically, so it resumes where it stopped; a record of another run is an error
 naming the field, never overwritten). ``--part 1/2`` trains every second run only, starting with
 the first, so two processes (one thread each) share the work.
 
-``--verify N`` trains N recorded runs again, chosen at random (``--seed``, printed), each on the
+``--verify N`` trains N recorded runs of the chapter again, chosen at random (``--seed``,
+printed), each on the
 threads its record was made with (where this machine has that many cores), and compares
 their final numbers (test and validation accuracy, training loss and accuracy in eval mode) with
 the record (those the study measures): identical where the machine's CPU model and recorded CPU
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .device import machine
-from .experiments import depth_study, residual_networks
+from .experiments import batch_norm, depth_study, residual_networks
 from .experiments.runs import results_dir
 from .experiments.statistics import std
 from .experiments.studies import run_study
@@ -72,8 +74,28 @@ def depth_study_quick():
                           settings.data_kwargs(torch.device("cpu")), "fp32")
 
 
-# chapter -> a function returning its ChapterRecords; each study's records are results/<name>/
-CHAPTERS = {"8": depth_study_quick, "10": residual_networks_study}
+def batch_norm_quick():
+    """Chapter 6's runs in the quick profile (its 50 grid points: Experiment 1 on the long
+    budget's data, Experiments 2 and 3 on the short one's), in fp32 as the chapter trains them,
+    one thread per run. The "paper init + A" runs train their donor, the plain A of the same
+    seed, first (``batch_norm.donor_trained_again``)."""
+    settings, cpu = batch_norm.SETTINGS["quick"], torch.device("cpu")
+    plan = batch_norm.batch_norm_plan(settings, batch_norm.donor_trained_again(settings, cpu))
+    name = batch_norm.batch_norm_study_name("quick")
+    return [ChapterRecords(name, plan["sweep"], settings.long.data_kwargs(cpu), settings.precision),
+            ChapterRecords(name, plan["depth"] + plan["remedies"], settings.short.data_kwargs(cpu),
+                           settings.precision)]
+
+
+# chapter -> a function returning its ChapterRecords (or a list of them, on different data);
+# each study's records are results/<name>/
+CHAPTERS = {"6": batch_norm_quick, "8": depth_study_quick, "10": residual_networks_study}
+
+
+def chapter_records(chapter):
+    """The ``ChapterRecords`` of ``chapter``, as a list."""
+    found = CHAPTERS[chapter]()
+    return list(found) if isinstance(found, (list, tuple)) else [found]
 
 
 def final_numbers(result):
@@ -134,36 +156,42 @@ def main(argv=None):
         parser.error(f"--part {options.part}: use I/K with 1 <= I <= K, e.g. 1/2 and 2/2.")
     failed = 0
     for chapter in options.chapter or sorted(CHAPTERS, key=int):
-        study = CHAPTERS[chapter]()
-        name, runs = study.name, study.runs
-        if study.threads is not None:
-            torch.set_num_threads(study.threads)
-        data = load_cifar10(**study.data_kwargs)
-        folder = root / name
-        fit_options = dict(study.fit_options, precision=study.precision)
+        sets, verified = chapter_records(chapter), []
+        for study in sets:
+            name, runs = study.name, study.runs
+            if study.threads is not None:
+                torch.set_num_threads(study.threads)
+            data = load_cifar10(**study.data_kwargs)
+            folder = root / name
+            fit_options = dict(study.fit_options, precision=study.precision)
+            if not options.verify:
+                mine = runs[part - 1::parts]
+                print(f"chapter {chapter}: {len(mine)} of the {len(runs)} runs of {name} "
+                      f"(part {part}/{parts}) into {folder}", flush=True)
+                results = run_study(mine, data, folder, shipped=None, **fit_options)
+                print(f"chapter {chapter}: {sum(not r.reused for r in results)} trained, "
+                      f"{sum(r.reused for r in results)} already recorded")
+                continue
+            if not all((folder / f"{run.name}.json").is_file() for run in runs):
+                parser.error(f"chapter {chapter}: not every run of {name} is recorded; make them "
+                             f"first (make results CHAPTER={chapter}).")
+            recorded = run_study(runs, data, folder, shipped=None, progress=False, **fit_options)
+            verified += [(recorded, i, data, fit_options) for i in range(len(runs))]
         if not options.verify:
-            mine = runs[part - 1::parts]
-            print(f"chapter {chapter}: {len(mine)} of the {len(runs)} runs of {name} "
-                  f"(part {part}/{parts}) into {folder}", flush=True)
-            results = run_study(mine, data, folder, shipped=None, **fit_options)
-            print(f"chapter {chapter}: {sum(not r.reused for r in results)} trained, "
-                  f"{sum(r.reused for r in results)} already recorded")
             continue
-        recorded = run_study(runs, data, folder, shipped=None, progress=False, **fit_options) \
-            if all((folder / f"{run.name}.json").is_file() for run in runs) else None
-        if recorded is None:
-            parser.error(f"chapter {chapter}: not every run of {name} is recorded; make them first "
-                         f"(make results CHAPTER={chapter}).")
-        chosen = sorted(random.Random(options.seed).sample(range(len(runs)), options.verify))
-        print(f"chapter {chapter}: verifying {options.verify} of {len(runs)} runs (seed "
-              f"{options.seed}): {', '.join(runs[i].name for i in chosen)}", flush=True)
+        chosen = sorted(random.Random(options.seed).sample(range(len(verified)), options.verify))
+        print(f"chapter {chapter}: verifying {options.verify} of {len(verified)} runs (seed "
+              f"{options.seed}): {', '.join(verified[i][0][verified[i][1]].name for i in chosen)}",
+              flush=True)
         for i in chosen:
-            stored = recorded[i]
+            recorded, index, data, fit_options = verified[i]
+            stored = recorded[index]
             threads = torch.get_num_threads()
             if stored.record.threads <= (os.cpu_count() or 1):
                 torch.set_num_threads(stored.record.threads)   # as recorded, so it can be exact
             try:
-                (again,) = run_study([runs[i]], data, None, shipped=None, progress=False, **fit_options)
+                (again,) = run_study([stored.run], data, None, shipped=None, progress=False,
+                                     **fit_options)
             finally:
                 torch.set_num_threads(threads)
             identical = exact(stored.record, again.record)

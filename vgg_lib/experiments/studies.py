@@ -29,7 +29,7 @@ from ..architecture.model import ModelSpec
 from ..tables import text_table
 from ..training.checkpoint import default_checkpoint_dir
 from ..training.data import training_subset
-from ..training.diagnostics import TrainingProbe
+from ..training.diagnostics import ProbeRecords, TrainingProbe
 from ..training.loop import fit
 from ..training.profiles import estimate_seconds, forward_macs
 from ..training.recipe import TrainConfig
@@ -113,8 +113,10 @@ def equal_compute_images(spec, reference, reference_images, batch_size=128, imag
 @dataclass
 class RunResult:
     """A finished run: its ``history`` and ``record`` (what is stored; None for a run made by
-    hand) and, when it trained in this call, the ``model`` (with ``keep_models``) and its
-    ``probe``."""
+    hand), when it trained in this call the ``model`` (with ``keep_models``), and its ``probe``
+    (``StudyRun.probe_steps``): the ``TrainingProbe`` of a run trained here, or, for a run read
+    from its record, the ``ProbeRecords`` the record holds for those very steps (None when it
+    holds none: train the run again, ``retrained``, to probe it)."""
 
     run: StudyRun
     history: object
@@ -123,6 +125,12 @@ class RunResult:
     probe: object = None
     reused: bool = False   # read from its record rather than trained in this call
     source: str = "trained"  # "shipped" (results/), "stored" (in the folder), "trained" here
+
+    def __post_init__(self):
+        if self.probe is None and self.run.probe_steps is not None and self.record is not None:
+            stored = self.record.metrics.get("probe")
+            if stored is not None and stored["steps"] == sorted(self.run.probe_steps):
+                self.probe = ProbeRecords(stored["records"])
 
     @property
     def metrics(self):
@@ -277,6 +285,11 @@ def _train(run, run_data, bar, keep_models, fit_options):
     seed_everything(run.seed)
     model = run.build(run.seed) if run.build is not None else run.spec.build()
     spec = run.spec or model.spec
+    if getattr(model, "spec", spec) != spec:
+        raise ValueError(f"StudyRun {run.label!r}: its build function made a "
+                         f"{model.spec.describe()}, not the {spec.describe()} of its spec; its "
+                         "record would describe another network. Give the run the spec its "
+                         "build makes.")
     probe = TrainingProbe(model, steps=run.probe_steps) if run.probe_steps is not None else None
 
     def after_backward(step, model, loss):
@@ -288,10 +301,27 @@ def _train(run, run_data, bar, keep_models, fit_options):
     with Stopwatch() as watch, (probe if probe is not None else nullcontext()):
         history = fit(model, run_data, run.recipe, progress=False, step_callback=after_backward,
                       train_eval_images=run.train_eval_images, **fit_options)
+    # the probe's numbers go into the record, so that a run read back from it has them too
+    derived = None if probe is None else {"probe": {"steps": sorted(run.probe_steps),
+                                                    "records": probe.records}}
     record = make_record(_identity(run, spec, run_data), history,
                          seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=model,
-                         images_seen=steps * batch, macs=forward_macs(spec))
+                         images_seen=steps * batch, macs=forward_macs(spec), derived=derived)
     return RunResult(run, history, record, model if keep_models else None, probe)
+
+
+def retrained(result, data, **fit_options):
+    """``result`` (a ``RunResult``) with its network: itself when it trained in this call with
+    ``keep_models``, else its run trained once more on ``data`` (the data it was trained on),
+    seeded as before, so the same run: on the machine, threads and precision of its record the
+    very same numbers, elsewhere numbers that differ in the last digits. For a later cell that
+    needs the trained network of a run read from its record. ``fit_options`` as for
+    ``run_study``."""
+    if result.model is not None:
+        return result
+    (again,) = run_study([result.run], data, None, progress=False, keep_models=True, log=None,
+                         **fit_options)
+    return again
 
 
 def _identity(run, spec, run_data):

@@ -200,7 +200,43 @@ def probe_batch(model, x, y, loss_fn=None):
     return _to_floats(stats)
 
 
-class TrainingProbe:
+class ProbeRecords:
+    """What a ``TrainingProbe`` recorded: ``records``, one ``{"step", "loss", "layers": {name:
+    {field: value}}}`` per kept step, read with ``series``. A probe read back from a run record
+    (``experiments.runs``: ``ProbeRecords(record.metrics["probe"]["records"])``) is one of
+    these, without the model and hooks that recorded it (its JSON stored a NaN as None, read
+    back as NaN)."""
+
+    def __init__(self, records=()):
+        def number(value):
+            return math.nan if value is None else value
+
+        self.records = [{"step": r["step"], "loss": number(r["loss"]),
+                         "layers": {name: {f: number(v) for f, v in stats.items()}
+                                    for name, stats in r["layers"].items()}}
+                        for r in records]
+
+    def layer_names(self):
+        return list(self.records[0]["layers"]) if self.records else []
+
+    def series(self, field):
+        """``(steps, names, values)``: ``values[i][j]`` is ``field`` at ``steps[i]`` for layer ``names[j]``.
+
+        Layers that do not have ``field`` (a head without a ReLU has no activation statistics)
+        are left out.
+        """
+        if field not in FIELDS:
+            raise ValueError(f"Unknown field {field!r}. Choose one of: {', '.join(FIELDS)}.")
+        if not self.records:
+            raise ValueError("Nothing recorded yet: did fit run with step_callback=probe, "
+                             "and do `steps`/`every` include any of its steps?")
+        names = [n for n in self.layer_names() if field in self.records[0]["layers"][n]]
+        steps = [r["step"] for r in self.records]
+        values = [[r["layers"][n].get(field, math.nan) for n in names] for r in self.records]
+        return steps, names, values
+
+
+class TrainingProbe(ProbeRecords):
     """A ``step_callback`` for ``fit`` that records activations and gradients at chosen steps.
 
     ``steps``: the step numbers to keep (any container, e.g. ``range(0, 20)``), or ``None`` for
@@ -219,10 +255,10 @@ class TrainingProbe:
     def __init__(self, model, steps=None, every=1):
         if every < 1:
             raise ValueError(f"every={every!r}: use a positive whole number of steps.")
+        super().__init__()
         self.model = model
         self.steps = steps
         self.every = every
-        self.records = []
         self._hooks = ActivationHooks(model)
 
     def wants(self, step):
@@ -246,21 +282,3 @@ class TrainingProbe:
         loss = float(loss) if loss is not None else math.nan
         self.records.append({"step": step, "loss": loss, "layers": stats})
 
-    def layer_names(self):
-        return list(self.records[0]["layers"]) if self.records else []
-
-    def series(self, field):
-        """``(steps, names, values)``: ``values[i][j]`` is ``field`` at ``steps[i]`` for layer ``names[j]``.
-
-        Layers that do not have ``field`` (a head without a ReLU has no activation statistics)
-        are left out.
-        """
-        if field not in FIELDS:
-            raise ValueError(f"Unknown field {field!r}. Choose one of: {', '.join(FIELDS)}.")
-        if not self.records:
-            raise ValueError("Nothing recorded yet: did fit run with step_callback=probe, "
-                             "and do `steps`/`every` include any of its steps?")
-        names = [n for n in self.layer_names() if field in self.records[0]["layers"][n]]
-        steps = [r["step"] for r in self.records]
-        values = [[r["layers"][n].get(field, math.nan) for n in names] for r in self.records]
-        return steps, names, values
