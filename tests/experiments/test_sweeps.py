@@ -103,6 +103,47 @@ def test_train_grid_is_reproducible_and_probes_only_the_first_seed():
         plot_probes({"a": runs[0].probe}, steps={2})
 
 
+def test_train_grid_keeps_each_run_as_a_record_probe_included(tmp_path):
+    """With a folder, every grid point is a run record: run again, the grid reads them (nothing
+    is built or trained) and gives back the same numbers and the first seed's probe; a recorded
+    run's network is its run trained again (``retrained``)."""
+    from vgg_lib.experiments.studies import relabel
+    from vgg_lib.experiments.sweeps import retrained
+    from vgg_lib.training.diagnostics import ProbeRecords
+
+    data, spec = random_data(), ModelSpec("A", num_classes=10, head="compact", width=1 / 16)
+    built = []
+
+    def build(seed):
+        built.append(seed)
+        return vgg("A", num_classes=10, head="compact", width=1 / 16)
+
+    options = dict(epochs=1, batch_size=16, precision="fp32", augment=False, log=None)
+    first = train_grid(build, data, "E, plain", (0.05,), (3, 4), probe_steps=[1, 4], spec=spec,
+                       folder=tmp_path, **options)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
+        "E-plain_allimg_1ep_lr0.05_seed3.json", "E-plain_allimg_1ep_lr0.05_seed4.json"]
+    again = train_grid(build, data, "E, plain", (0.05,), (3, 4), probe_steps=[1, 4], spec=spec,
+                       folder=tmp_path, **options)
+    assert built == [3, 4] and [r.source for r in again] == ["stored", "stored"]
+    assert [r.model is None for r in again] == [True, True]
+    assert [r.history.steps for r in again] == [r.history.steps for r in first]
+    assert isinstance(again[0].probe, ProbeRecords) and again[1].probe is None
+    assert again[0].probe.series("grad_norm") == first[0].probe.series("grad_norm")
+    # another set of probed steps is not what the record holds: no probe, rather than a wrong one
+    other = train_grid(build, data, "E, plain", (0.05,), (3,), probe_steps=[2], spec=spec,
+                       folder=tmp_path, **options)
+    assert other[0].source == "stored" and other[0].probe is None
+    assert relabel(again, "Kaiming init, ", replacing="E, ")[0].label == "Kaiming init, plain"
+    network = retrained(again[0], data, precision="fp32")
+    assert built == [3, 4, 3] and network.history.steps == first[0].history.steps
+    assert retrained(first[0], data) is first[0]   # trained in this call: its network is kept
+    # a build that makes another network than the spec the record would name is refused
+    with pytest.raises(ValueError, match="its build function made a VGG-11"):
+        train_grid(build, data, "E, plain", (0.05,), (5,), spec=spec.replace(config="E"),
+                   folder=tmp_path, **options)
+
+
 def test_moving_average_against_numpy():
     values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
     window = 3

@@ -54,6 +54,20 @@ def train_grid(build, data, label, lrs, seeds, recipe=None, probe_steps=None, ke
                      log=log, **fit_options)
 
 
+def retrained(result, data, **fit_options):
+    """``result`` (a ``RunResult``) with its network: itself when it trained in this call with
+    ``keep_models``, else its run trained once more on ``data`` (the data it was trained on),
+    seeded as before, so the same run: on the machine, threads and precision of its record the
+    very same numbers, elsewhere numbers that differ in the last digits. For a later cell that
+    needs the trained network of a run read from its record. ``fit_options`` as for
+    ``run_study``."""
+    if result.model is not None:
+        return result
+    (again,) = run_study([result.run], data, None, progress=False, keep_models=True, log=None,
+                         **fit_options)
+    return again
+
+
 def first_step_below(history, threshold, window=8):
     """The first step at which the mean training loss of the last ``window`` steps is below
     ``threshold``, or None if that never happened (a run stuck on a plateau, or diverged).
