@@ -144,6 +144,28 @@ def test_train_grid_keeps_each_run_as_a_record_probe_included(tmp_path):
                    folder=tmp_path, **options)
 
 
+def test_a_run_is_retrained_on_the_threads_of_its_record(tmp_path, monkeypatch):
+    # a CPU's kernels split their sums by thread: on the record's threads the run is the same
+    from vgg_lib.experiments import sweeps
+    from vgg_lib.experiments.sweeps import retrained
+
+    data, spec = random_data(), ModelSpec("A", num_classes=10, head="compact", width=1 / 16)
+    options = dict(epochs=1, batch_size=16, precision="fp32", augment=False, log=None)
+    (stored,) = train_grid(None, data, "A", (0.05,), (0,), spec=spec, folder=tmp_path, **options)
+    (read,) = train_grid(None, data, "A", (0.05,), (0,), spec=spec, folder=tmp_path, **options)
+    assert read.record.threads == 1 and read.model is None
+    used, real = [], sweeps.run_study
+    monkeypatch.setattr(sweeps, "run_study", lambda *a, **k: used.append(torch.get_num_threads()) or real(*a, **k))
+    monkeypatch.setattr(sweeps.os, "cpu_count", lambda: 4)
+    torch.set_num_threads(2)
+    try:
+        again = retrained(read, data, precision="fp32")
+        assert used == [1] and torch.get_num_threads() == 2   # the record's threads, then restored
+    finally:
+        torch.set_num_threads(1)
+    assert again.history.steps == stored.history.steps and again.model is not None
+
+
 def test_moving_average_against_numpy():
     values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
     window = 3

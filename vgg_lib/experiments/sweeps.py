@@ -7,7 +7,10 @@ deviation per learning rate, and ``format_sweep_table`` prints them as plain, de
 """
 
 import math
+import os
 from dataclasses import dataclass
+
+import torch
 
 from ..tables import text_table
 from ..training.recipe import TrainConfig
@@ -42,7 +45,7 @@ def train_grid(build, data, label, lrs, seeds, recipe=None, probe_steps=None, ke
 
     ``folder``: keep each run's record there (``run_study``: a run recorded there, or shipped in
     ``shipped``, "auto": the repository's ``results/<name>`` for ``study_folder(<name>)``, is
-    read instead of trained, probe included; it has no ``model``: ``studies.retrained``). A
+    read instead of trained, probe included; it has no ``model``: ``retrained``). A
     record needs the network's ``spec`` (the ``ModelSpec`` that ``build`` makes; the label
     names what else ``build`` does, e.g. another initialisation). Without a folder nothing is
     stored.
@@ -57,14 +60,20 @@ def train_grid(build, data, label, lrs, seeds, recipe=None, probe_steps=None, ke
 def retrained(result, data, **fit_options):
     """``result`` (a ``RunResult``) with its network: itself when it trained in this call with
     ``keep_models``, else its run trained once more on ``data`` (the data it was trained on),
-    seeded as before, so the same run: on the machine, threads and precision of its record the
-    very same numbers, elsewhere numbers that differ in the last digits. For a later cell that
-    needs the trained network of a run read from its record. ``fit_options`` as for
-    ``run_study``."""
+    seeded as before and on the threads of its record (where this machine has as many cores), so
+    the same run: on the kind of machine and in the precision of its record the very same numbers,
+    elsewhere numbers that drift apart through rounding. For a later cell that needs the trained
+    network of a run read from its record. ``fit_options`` as for ``run_study``."""
     if result.model is not None:
         return result
-    (again,) = run_study([result.run], data, None, progress=False, keep_models=True, log=None,
-                         **fit_options)
+    threads = torch.get_num_threads()
+    if result.record is not None and result.record.threads <= (os.cpu_count() or 1):
+        torch.set_num_threads(result.record.threads)  # a CPU's sums round by how they are split
+    try:
+        (again,) = run_study([result.run], data, None, progress=False, keep_models=True, log=None,
+                             **fit_options)
+    finally:
+        torch.set_num_threads(threads)
     return again
 
 
