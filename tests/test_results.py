@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from support import colour_data
+from vgg_lib.experiments import runs as runs_module
 from vgg_lib import results
 from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.experiments.depth_study import DEPTH_STUDY, VIEWS, depth_study_name, depth_study_plan
@@ -107,7 +108,7 @@ def test_a_verify_trains_on_the_threads_of_the_record(tiny_chapter, monkeypatch)
     # a CPU's kernels split their sums by thread: 2 threads and 1 round differently
     assert results.main(["--chapter", "10"]) == 0
     recorded_on_two_threads(tiny_chapter)
-    monkeypatch.setattr(results.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(runs_module.os, "cpu_count", lambda: 4)
     used, real_run_study = [], results.run_study
     monkeypatch.setattr(results, "run_study", lambda runs, data, folder, **options: (
         used.append(torch.get_num_threads()) or real_run_study(runs, data, folder, **options)))
@@ -119,7 +120,7 @@ def test_a_record_of_more_threads_than_cores_is_compared_within_the_seed_spread(
                                                                                  monkeypatch):
     assert results.main(["--chapter", "10"]) == 0
     recorded_on_two_threads(tiny_chapter)
-    monkeypatch.setattr(results.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(runs_module.os, "cpu_count", lambda: 1)
     assert results.main(["--verify", "1"]) == 0
     said = capsys.readouterr().out
     assert "(4 seed stds)" in said and "(identical)" not in said

@@ -1,7 +1,8 @@
 """The records the book ships, made and checked: ``make results [CHAPTER=10] [VERIFY=N]``, or
 ``python -m vgg_lib.results [--chapter 10] [--verify N] [--part I/K]``.
 
-Without ``--verify`` it trains every run of a chapter's records study that has no record in
+Without ``--verify`` it trains every run of a chapter's records study (one ``ChapterRecords``,
+or several on different data, as chapter 6's two budgets) that has no record in
 ``results/<study>/`` yet and writes its record there (``experiments.studies.run_study``: one JSON
 per finished run, atomically, so it resumes where it stopped; a record of another run is an error
 naming the field, never overwritten). ``--part 1/2`` trains every second run only, starting with
@@ -9,7 +10,8 @@ the first, so two processes (one thread each) share the work. Chapter 11's recor
 of its transfer study (``transfer.study.run_transfer_study``: a record and the pretrained network
 per seed), made and verified seed by seed the same way (``TransferRecords``).
 
-``--verify N`` trains N recorded runs again, chosen at random (``--seed``, printed), each on the
+``--verify N`` trains N recorded runs of the chapter again, chosen at random (``--seed``,
+printed), each on the
 threads its record was made with (where this machine has that many cores), and compares
 their final numbers (test and validation accuracy, training loss and accuracy in eval mode, those
 the study measures; of a transfer seed, ``transfer_numbers``) with the record: identical where the
@@ -22,18 +24,16 @@ the run must be identical. Exit status 1 when a run does not reproduce.
 """
 
 import argparse
-import os
 import random
 import sys
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from .device import machine
-from .experiments import depth_study, layer_by_layer, residual_networks, test_protocol
-from .experiments.runs import record_path, results_dir
+from .experiments import batch_norm, depth_study, layer_by_layer, residual_networks, test_protocol
+from .experiments.runs import record_path, recorded_threads, results_dir
 from .experiments.statistics import std
 from .experiments.studies import run_study
 from .experiments.transfer_features import SETTINGS as TRANSFER_SETTINGS
@@ -73,14 +73,16 @@ class ChapterRecords:
         print(f"chapter {chapter}: {sum(not r.reused for r in results)} trained, "
               f"{sum(r.reused for r in results)} already recorded")
 
-    def verify(self, chapter, folder, count, seed):
-        """Train ``count`` recorded runs again (chosen with ``seed``) and compare; the number
-        of numbers that did not reproduce. ``RecordsMissing`` when a run has no record."""
+    def verify(self, chapter, folder, count, seed, only=None):
+        """Train ``count`` recorded runs again (chosen with ``seed``; ``only``: these runs
+        instead) and compare; the number of numbers that did not reproduce. ``RecordsMissing``
+        when a run has no record."""
         if not all((folder / f"{run.name}.json").is_file() for run in self.runs):
             raise RecordsMissing(f"not every run of {self.name} is recorded")
         data = load_cifar10(**self.data_kwargs)
         recorded = run_study(self.runs, data, folder, shipped=None, progress=False, **self._fit_options())
-        chosen = choose(self.runs, count, seed, chapter, lambda run: run.name)
+        chosen = (choose(self.runs, count, seed, chapter, lambda run: run.name) if only is None
+                  else [i for i, run in enumerate(self.runs) if run in only])
         failed = 0
         for i in chosen:
             stored = recorded[i]
@@ -101,6 +103,33 @@ class ChapterRecords:
 
     def _fit_options(self):
         return dict(self.fit_options, precision=self.precision)
+
+
+@dataclass(frozen=True)
+class RecordsOnSeveralData:
+    """A records study whose runs train on different data (chapter 6: Experiment 1 on the long
+    budget's, Experiments 2 and 3 on the short one's): one ``ChapterRecords`` per data, one
+    study folder; a verify chooses among all their runs."""
+
+    parts: tuple          # ChapterRecords of the same name, precision and threads
+
+    @property
+    def name(self):
+        return self.parts[0].name
+
+    @property
+    def threads(self):
+        return self.parts[0].threads
+
+    def make(self, chapter, folder, part, parts):
+        for records in self.parts:
+            records.make(chapter, folder, part, parts)
+
+    def verify(self, chapter, folder, count, seed):
+        runs = [run for records in self.parts for run in records.runs]
+        chosen = [runs[i] for i in choose(runs, count, seed, chapter, lambda run: run.name)]
+        return sum(records.verify(chapter, folder, None, seed, only=[r for r in chosen if r in records.runs])
+                   for records in self.parts if any(r in records.runs for r in chosen))
 
 
 @dataclass(frozen=True)
@@ -173,6 +202,20 @@ def depth_study_quick():
                           settings.data_kwargs(torch.device("cpu")), "fp32")
 
 
+def batch_norm_quick():
+    """Chapter 6's runs in the quick profile (its 50 grid points: Experiment 1 on the long
+    budget's data, Experiments 2 and 3 on the short one's), in fp32 as the chapter trains them,
+    one thread per run. The "paper init + A" runs train their donor, the plain A of the same
+    seed, first (``batch_norm.donor_trained_again``)."""
+    settings, cpu = batch_norm.SETTINGS["quick"], torch.device("cpu")
+    plan = batch_norm.batch_norm_plan(settings, batch_norm.donor_trained_again(settings, cpu))
+    name = batch_norm.batch_norm_study_name("quick")
+    return RecordsOnSeveralData((
+        ChapterRecords(name, plan["sweep"], settings.long.data_kwargs(cpu), settings.precision),
+        ChapterRecords(name, plan["depth"] + plan["remedies"], settings.short.data_kwargs(cpu),
+                       settings.precision)))
+
+
 def slim_head_study():
     """Chapter 4's slim-head study (2 heads x its seeds), in fp32 on one thread: the runs are
     small (a verify of one takes a minute or two), and one thread makes a verify on the same CPU
@@ -200,15 +243,10 @@ def test_protocol_quick():
 
 
 # chapter -> a function returning what makes and verifies its records (ChapterRecords for a
-# study of StudyRuns, TransferRecords for chapter 11's seeds); each in results/<name>/
-CHAPTERS = {"4": slim_head_study, "8": depth_study_quick, "9": test_protocol_quick,
-            "10": residual_networks_study, "11": transfer_quick}
-
-
-def study_chapters():
-    """{study name: chapter} of every records study ``make results`` makes (book/execution.md's
-    records table names each folder's chapter with it)."""
-    return {CHAPTERS[chapter]().name: chapter for chapter in sorted(CHAPTERS, key=int)}
+# study of StudyRuns, RecordsOnSeveralData for one on several data sets, TransferRecords for
+# chapter 11's seeds); each in results/<name>/
+CHAPTERS = {"4": slim_head_study, "6": batch_norm_quick, "8": depth_study_quick,
+            "9": test_protocol_quick, "10": residual_networks_study, "11": transfer_quick}
 
 
 def final_numbers(result):
@@ -268,19 +306,6 @@ def choose(items, count, seed, chapter, name):
     print(f"chapter {chapter}: verifying {count} of {len(items)} runs (seed {seed}): "
           f"{', '.join(name(items[i]) for i in chosen)}", flush=True)
     return chosen
-
-
-@contextmanager
-def recorded_threads(record):
-    """Compute on the threads ``record`` was made with (where this machine has that many
-    cores), so that a verify can be exact; torch's setting is restored after."""
-    threads = torch.get_num_threads()
-    if record.threads <= (os.cpu_count() or 1):
-        torch.set_num_threads(record.threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def compare(name, before, after, spreads, identical, floor=0.0, quiet=False):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vgg_lib.experiments import runs as runs_module
 from vgg_lib.architecture.model import ModelSpec, vgg
 from vgg_lib.experiments.studies import RunResult, StudyRun
 from vgg_lib.experiments.sweeps import first_step_below, format_sweep_table, summarise, train_grid
@@ -101,6 +102,69 @@ def test_train_grid_is_reproducible_and_probes_only_the_first_seed():
     assert len(fig.axes) == 6
     with pytest.raises(ValueError, match="none of the steps"):
         plot_probes({"a": runs[0].probe}, steps={2})
+
+
+def test_train_grid_keeps_each_run_as_a_record_probe_included(tmp_path):
+    """With a folder, every grid point is a run record: run again, the grid reads them (nothing
+    is built or trained) and gives back the same numbers and the first seed's probe; a recorded
+    run's network is its run trained again (``retrained``)."""
+    from vgg_lib.experiments.studies import relabel
+    from vgg_lib.experiments.sweeps import retrained
+    from vgg_lib.training.diagnostics import TrainingProbe
+
+    data, spec = random_data(), ModelSpec("A", num_classes=10, head="compact", width=1 / 16)
+    built = []
+
+    def build(seed):
+        built.append(seed)
+        return vgg("A", num_classes=10, head="compact", width=1 / 16)
+
+    options = dict(epochs=1, batch_size=16, precision="fp32", augment=False, log=None)
+    first = train_grid(build, data, "E, plain", (0.05,), (3, 4), probe_steps=[1, 4], spec=spec,
+                       folder=tmp_path, **options)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
+        "E-plain_allimg_1ep_lr0.05_seed3.json", "E-plain_allimg_1ep_lr0.05_seed4.json"]
+    again = train_grid(build, data, "E, plain", (0.05,), (3, 4), probe_steps=[1, 4], spec=spec,
+                       folder=tmp_path, **options)
+    assert built == [3, 4] and [r.source for r in again] == ["stored", "stored"]
+    assert [r.model is None for r in again] == [True, True]
+    assert [r.history.steps for r in again] == [r.history.steps for r in first]
+    assert isinstance(again[0].probe, TrainingProbe) and again[1].probe is None
+    assert again[0].probe.series("grad_norm") == first[0].probe.series("grad_norm")
+    # another set of probed steps is not what the record holds: no probe, rather than a wrong one
+    other = train_grid(build, data, "E, plain", (0.05,), (3,), probe_steps=[2], spec=spec,
+                       folder=tmp_path, **options)
+    assert other[0].source == "stored" and other[0].probe is None
+    assert relabel(again, "Kaiming init, ", replacing="E, ")[0].label == "Kaiming init, plain"
+    network = retrained(again[0], data, precision="fp32")
+    assert built == [3, 4, 3] and network.history.steps == first[0].history.steps
+    assert retrained(first[0], data) is first[0]   # trained in this call: its network is kept
+    # a build that makes another network than the spec the record would name is refused
+    with pytest.raises(ValueError, match="its build function made a VGG-11"):
+        train_grid(build, data, "E, plain", (0.05,), (5,), spec=spec.replace(config="E"),
+                   folder=tmp_path, **options)
+
+
+def test_a_run_is_retrained_on_the_threads_of_its_record(tmp_path, monkeypatch):
+    # a CPU's kernels split their sums by thread: on the record's threads the run is the same
+    from vgg_lib.experiments import sweeps
+    from vgg_lib.experiments.sweeps import retrained
+
+    data, spec = random_data(), ModelSpec("A", num_classes=10, head="compact", width=1 / 16)
+    options = dict(epochs=1, batch_size=16, precision="fp32", augment=False, log=None)
+    (stored,) = train_grid(None, data, "A", (0.05,), (0,), spec=spec, folder=tmp_path, **options)
+    (read,) = train_grid(None, data, "A", (0.05,), (0,), spec=spec, folder=tmp_path, **options)
+    assert read.record.threads == 1 and read.model is None
+    used, real = [], sweeps.run_study
+    monkeypatch.setattr(sweeps, "run_study", lambda *a, **k: used.append(torch.get_num_threads()) or real(*a, **k))
+    monkeypatch.setattr(runs_module.os, "cpu_count", lambda: 4)
+    torch.set_num_threads(2)
+    try:
+        again = retrained(read, data, precision="fp32")
+        assert used == [1] and torch.get_num_threads() == 2   # the record's threads, then restored
+    finally:
+        torch.set_num_threads(1)
+    assert again.history.steps == stored.history.steps and again.model is not None
 
 
 def test_moving_average_against_numpy():

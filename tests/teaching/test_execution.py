@@ -82,7 +82,7 @@ def test_no_chapter_stores_widget_state_that_nothing_on_its_page_renders():
 
 
 def test_the_report_sums_the_cost_of_the_shipped_run_records(tmp_path):
-    assert execution.records_markdown(tmp_path) == ""  # no results/: no table
+    assert execution.records_markdown(tmp_path, []) == ""  # no results/: no table
     shipped = sorted((REPO / "results" / "residual_networks").glob("*.json"))[:2]
     (tmp_path / "results" / "study").mkdir(parents=True)
     (tmp_path / "results" / "empty").mkdir()
@@ -90,8 +90,12 @@ def test_the_report_sums_the_cost_of_the_shipped_run_records(tmp_path):
         (tmp_path / "results" / "study" / path.name).write_bytes(path.read_bytes())
     from vgg_lib.experiments.runs import read_record
     records = [read_record(path) for path in shipped]
-    table = execution.records_markdown(tmp_path)
-    assert table.count("| `results/") == 1 and "| - | `results/study/` | 2 |" in table
+    assert "| - | `results/study/` | 2 |" in execution.records_markdown(tmp_path, [])  # read by none
+    reader = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(provenance)", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="2 runs: 2 read from (results/study/)\n")])])
+    nbformat.write(reader, tmp_path / "07_reader.ipynb")
+    table = execution.records_markdown(tmp_path, [tmp_path / "07_reader.ipynb"])
+    assert table.count("| `results/") == 1 and "| 7 | `results/study/` | 2 |" in table
     cpu = execution._duration(sum(r.cpu_seconds for r in records))
     assert f"| {cpu} |" in table and f"| all | | 2 | | | " in table and f"takes {cpu} of CPU time" in table
     assert "fp32, 1 thread(s)" in table

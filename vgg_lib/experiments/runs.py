@@ -30,6 +30,7 @@ import os
 import re
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from ..atomic_write import write_atomically
 from ..device import machine
 from ..training.checkpoint import default_checkpoint_dir
 from ..training.data import without_folders
-from ..training.diagnostics import TrainingProbe
+from ..training.diagnostics import GRADIENT_FIELDS, TrainingProbe
 from ..training.history import History
 
 FORMAT = "vgg_lib.run-record/1"
@@ -126,12 +127,12 @@ def final_metrics(history, model=None, images_seen=None, macs=None):
 
 
 def make_record(run_identity, history, *, seconds, cpu_seconds, model=None, images_seen=None,
-                macs=None, derived=None, probe=None):
+                macs=None, derived=None, probe=None, probe_fields=GRADIENT_FIELDS):
     """The record of a run that ``fit`` just finished (``history``), on this machine.
     ``derived``: further numbers computed from the trained network after ``fit`` (chapter 11's
     probes and fine-tuning runs), stored in ``metrics`` beside the final ones. ``probe``: the
-    ``TrainingProbe`` that watched the run; its gradient series are kept (``to_dict``: two
-    float32 numbers per probed step per weight layer)."""
+    ``TrainingProbe`` that watched the run; its series of ``probe_fields`` are kept (``to_dict``;
+    by default the gradient fields, two float32 numbers per probed step per weight layer)."""
     config = dict(history.config)
     config["data_source"] = without_folders(str(config.get("data_source", "")))
     stored = dict(history.to_dict(), config=config)
@@ -141,7 +142,7 @@ def make_record(run_identity, history, *, seconds, cpu_seconds, model=None, imag
                      threads=torch.get_num_threads(), history=_finite(stored),
                      metrics=_finite({**final_metrics(history, model, images_seen, macs),
                                       **(derived or {})}),
-                     probe=None if probe is None else _finite(probe.to_dict()))
+                     probe=None if probe is None else _finite(probe.to_dict(probe_fields)))
 
 
 class Stopwatch:
@@ -366,3 +367,17 @@ def shipped_record(shipped, name, wanted, precision=None):
               f"({'; '.join(found[:6])}{'; ...' if len(found) > 6 else ''}); training it instead.")
         return None
     return record, "shipped"
+
+
+@contextmanager
+def recorded_threads(record):
+    """Compute on the threads ``record`` was made with (where this machine has that many
+    cores), so that a run trained again (a verify, a network a chapter needs) can be the same
+    bits; torch's setting is restored after."""
+    threads = torch.get_num_threads()
+    if record.threads <= (os.cpu_count() or 1):
+        torch.set_num_threads(record.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -24,12 +24,10 @@ from dataclasses import dataclass, field, replace
 
 from tqdm.auto import tqdm
 
-from ..architecture.configs import weight_layer_count
 from ..architecture.model import ModelSpec
-from ..tables import text_table
 from ..training.checkpoint import default_checkpoint_dir
 from ..training.data import training_subset
-from ..training.diagnostics import TrainingProbe
+from ..training.diagnostics import GRADIENT_FIELDS, TrainingProbe
 from ..training.loop import fit
 from ..training.profiles import estimate_seconds, forward_macs
 from ..training.recipe import TrainConfig
@@ -37,7 +35,8 @@ from ..training.reproducibility import seed_everything
 from .runs import (NAME, Stopwatch, check_record, final_metrics, identity, make_record, read_record,
                    read_records, record_path, shipped_for, shipped_record, shipped_records_on,
                    write_record)
-from .statistics import mean_std, plus_minus, welch
+from .study_tables import (StudyRow, compare, format_study_table, row_of,  # noqa: F401
+                           summarise_study)  # re-exported: a study's table, where chapters import it
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,+_-]*")  # a table row's label: "A", "batch norm"
 # fit's options that decide where a run is stored or how it is reported: the study sets them.
@@ -59,6 +58,7 @@ class StudyRun:
     build: object = field(default=None, compare=False)  # build(seed) -> the network, for starts
                                # a ModelSpec does not describe (copied weights); the label names it
     probe_steps: tuple = field(default=None, compare=False)  # record a TrainingProbe at these steps
+    probe_fields: tuple = field(default=GRADIENT_FIELDS, compare=False)  # what its record keeps
     train_eval_images: int = None  # fit's: training images evaluated in eval mode every epoch
     derive: object = None  # derive(model, data, precision) -> numbers of the trained network kept
                            # in its record's metrics; derive.identity() joins the run's identity
@@ -157,10 +157,12 @@ class RunResult:
         return self.macs * self.images_seen
 
 
-def relabel(results, prefix):
-    """The same results under labels with ``prefix`` in front ("A, " + "plain"), for tables and
-    plots that put the runs of several studies side by side."""
-    return [replace(r, run=replace(r.run, label=f"{prefix}{r.run.label}")) for r in results]
+def relabel(results, prefix, replacing=""):
+    """The same results under labels with ``prefix`` in front ("A, " + "plain"), in place of
+    ``replacing`` where a label starts with it ("E, plain" -> "Kaiming init, plain"), for tables
+    and plots that put the runs of several studies side by side."""
+    return [replace(r, run=replace(r.run, label=prefix + r.run.label.removeprefix(replacing)))
+            for r in results]
 
 
 def recorded_results(path):
@@ -276,6 +278,9 @@ def _train(run, run_data, bar, keep_models, fit_options):
     seed_everything(run.seed)
     model = run.build(run.seed) if run.build is not None else run.spec.build()
     spec = run.spec or model.spec
+    if getattr(model, "spec", spec) != spec:
+        raise ValueError(f"StudyRun {run.label!r}: its build function made a {model.spec.describe()}"
+                         f", not its spec's {spec.describe()}; give it the spec its build makes.")
     probe = TrainingProbe(model, steps=run.probe_steps) if run.probe_steps is not None else None
 
     def after_backward(step, model, loss):
@@ -290,7 +295,8 @@ def _train(run, run_data, bar, keep_models, fit_options):
         derived = run.derive and run.derive(model, run_data, fit_options.get("precision", "auto"))
     record = make_record(_identity(run, spec, run_data), history,
                          seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=model,
-                         images_seen=steps * batch, macs=forward_macs(spec), probe=probe, derived=derived)
+                         images_seen=steps * batch, macs=forward_macs(spec), probe=probe,
+                         probe_fields=run.probe_fields, derived=derived)
     return RunResult(run, history, record, model if keep_models else None, probe)
 
 
@@ -320,101 +326,3 @@ def estimate_study_seconds(runs, train_images, validation, test_images, hardware
         total += estimate_seconds(run.spec, run.recipe, images, validation, test_images, hardware,
                                   rates=measured)
     return total
-
-
-# --- summaries ---------------------------------------------------------------------------------------
-
-@dataclass
-class StudyRow:
-    label: str
-    spec: ModelSpec
-    seeds: list
-    test: list            # test accuracy of each run that did not diverge
-    val: list             # final validation accuracy of each run that did not diverge
-    diverged: int
-    parameters: int
-    macs: int
-    images_seen: int
-    seconds: list         # wall time of each run
-    train_accuracy: list = None  # final-epoch training accuracy of each run that did not diverge
-
-    @property
-    def test_mean_std(self):
-        return mean_std(self.test)
-
-    @property
-    def val_mean_std(self):
-        return mean_std(self.val)
-
-    @property
-    def compute(self):
-        return self.macs * self.images_seen
-
-    @property
-    def depth(self):
-        return weight_layer_count(self.spec.config)
-
-
-def summarise_study(results, labels=None):
-    """One ``StudyRow`` per label (in the order of ``labels``, default first appearance). The
-    runs of one label must share model and number of images seen (seeds differ)."""
-    groups = {}
-    for result in results:
-        groups.setdefault(result.label, []).append(result)
-    rows = []
-    for label in labels or list(groups):
-        members = groups.get(label)
-        if not members:
-            raise KeyError(f"No runs labelled {label!r}; the results have {', '.join(groups)}.")
-        if len({(r.spec, r.images_seen) for r in members}) > 1:
-            raise ValueError(f"The runs labelled {label!r} differ in model or images seen; a row "
-                             "averages seeds of one setting only.")
-        finished = [r for r in members if not r.diverged]
-        rows.append(StudyRow(label, members[0].spec, [r.seed for r in members],
-                             [r.test_accuracy for r in finished],
-                             [r.val_accuracy[-1] for r in finished if r.val_accuracy
-                              and r.val_accuracy[-1] is not None],
-                             len(members) - len(finished), members[0].parameters,
-                             members[0].macs, members[0].images_seen,
-                             [r.seconds for r in members],
-                             [r.train_accuracy[-1] for r in finished if r.train_accuracy]))
-    return rows
-
-
-def row_of(rows, label):
-    """The ``StudyRow`` labelled ``label`` among ``rows``."""
-    found = [row for row in rows if row.label == label]
-    if len(found) != 1:
-        raise KeyError(f"{len(found)} rows labelled {label!r}; the rows are {', '.join(r.label for r in rows)}.")
-    return found[0]
-
-
-def compare(rows, a, b, which="test"):
-    """Welch's ``Difference`` (``vgg_lib.experiments.statistics``) of rows ``a`` and ``b``
-    (``a`` minus ``b``) in ``which``: "test", "val", "train_accuracy" or "seconds", over the
-    seeds: its ``.value``, ``.error``, ``.t``, ``.verdict(a, b)``, ``.text()``."""
-    return welch(getattr(row_of(rows, a), which), getattr(row_of(rows, b), which))
-
-
-def format_study_table(rows, title=None, paper=None):
-    """Plain text: configuration, weight layers, parameters, multiply-adds, images seen, compute,
-    test and validation accuracy (mean ± std over seeds), wall time per run; ``paper``: a dict
-    label -> text, shown as a last column (e.g. the paper's top-1/top-5 error)."""
-    header = ["config", "layers", "params", "MMACs", "images seen", "GMAC", "test acc. %",
-              "val acc. %", "s / run"]
-    body = []
-    for row in rows:
-        line = [row.label, str(row.depth), f"{row.parameters:,}", f"{row.macs / 1e6:.2f}",
-                f"{row.images_seen:,}", f"{row.compute / 1e9:,.0f}", plus_minus(row.test),
-                plus_minus(row.val), plus_minus(row.seconds, scale=1, digits=0)]
-        if paper is not None:
-            line.append(paper.get(row.label, "-"))
-        body.append(line)
-    if paper is not None:
-        header.append("paper top-1 / top-5 err. %")
-    seeds = sorted({len(row.seeds) for row in rows})
-    notes = [f"mean ± std over {'/'.join(map(str, seeds))} seeds; MMACs: forward multiply-adds per "
-             "image / 1e6; GMAC: training compute, MMACs x images seen / 1e3"]
-    if any(row.diverged for row in rows):
-        notes.append("diverged runs: " + ", ".join(f"{r.label} {r.diverged}" for r in rows if r.diverged))
-    return "\n".join([text_table(header, body, title=title)] + notes)

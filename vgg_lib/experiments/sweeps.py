@@ -7,38 +7,69 @@ deviation per learning rate, and ``format_sweep_table`` prints them as plain, de
 """
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from ..tables import text_table
+from ..training.diagnostics import FIELDS
 from ..training.recipe import TrainConfig
+from .runs import recorded_threads
 from .statistics import mean_std, plus_minus
 from .studies import StudyRun, run_study
 
 
+def grid_runs(build, label, lrs, seeds, recipe=None, probe_steps=None, spec=None, **changes):
+    """The ``StudyRun``s of ``train_grid`` (one per learning rate in ``lrs`` and seed in
+    ``seeds``, in that order), for a plan that lists them without training them."""
+    if not lrs or not seeds:
+        raise ValueError("Give at least one learning rate and one seed.")
+    recipe = (recipe or TrainConfig()).replace(**changes)
+    return [StudyRun(label, spec, recipe.replace(lr=lr, seed=seed), build=build,
+                     probe_steps=probe_steps if seed == seeds[0] else None, probe_fields=FIELDS)
+            for lr in lrs for seed in seeds]
+
+
 def train_grid(build, data, label, lrs, seeds, recipe=None, probe_steps=None, keep_models=True,
-               log=print, **fit_options):
+               log=print, spec=None, folder=None, shipped="auto", **fit_options):
     """Train ``build(seed)`` once per learning rate in ``lrs`` and seed in ``seeds``; a list of
     ``RunResult`` (label, lr, seed, history, model, probe), in that order.
 
     ``build(seed)`` returns a fresh model; it runs right after ``seed_everything(seed)``, so each
     seed starts from its own initial weights and the same seed always from the same ones (the
     seed is passed on for builds that need more, e.g. a trained model of the same seed).
-    ``probe_steps``: record activation and gradient statistics (a ``TrainingProbe``) at these
-    steps in the runs of the first seed. ``log`` gets one line per run (``None``: silent).
-    Every run follows ``recipe`` (a ``TrainConfig``; the default one when None) with its own
-    learning rate and seed; keyword arguments named like its fields change it, the others go
-    to ``fit``. Nothing is stored: ``run_study`` with a folder keeps records.
+    ``probe_steps``: record activation and gradient statistics (a ``TrainingProbe``, every field
+    of it, kept in the run's record) at these steps in the runs of the first seed. ``log`` gets one line per run trained (``None``:
+    silent). Every run follows ``recipe`` (a ``TrainConfig``; the default one when None) with
+    its own learning rate and seed; keyword arguments named like its fields change it, the
+    others go to ``fit``.
+
+    ``folder``: keep each run's record there (``run_study``: a run recorded there, or shipped in
+    ``shipped``, "auto": the repository's ``results/<name>`` for ``study_folder(<name>)``, is
+    read instead of trained, probe included; it has no ``model``: ``retrained``). A
+    record needs the network's ``spec`` (the ``ModelSpec`` that ``build`` makes; the label
+    names what else ``build`` does, e.g. another initialisation). Without a folder nothing is
+    stored.
     """
-    if not lrs or not seeds:
-        raise ValueError("Give at least one learning rate and one seed.")
     fit_options.pop("progress", None)  # one run after the other, no bar (the log says each)
     changes = {k: fit_options.pop(k) for k in list(fit_options) if k in TrainConfig.field_names()}
-    recipe = (recipe or TrainConfig()).replace(**changes)
-    runs = [StudyRun(label, None, recipe.replace(lr=lr, seed=seed), build=build,
-                     probe_steps=probe_steps if seed == seeds[0] else None)
-            for lr in lrs for seed in seeds]
-    return run_study(runs, data, None, progress=False, keep_models=keep_models, log=log,
-                     **fit_options)
+    runs = grid_runs(build, label, lrs, seeds, recipe, probe_steps, spec, **changes)
+    return run_study(runs, data, folder, shipped=shipped, progress=False, keep_models=keep_models,
+                     log=log, **fit_options)
+
+
+def retrained(result, data, **fit_options):
+    """``result`` (a ``RunResult``) with its network: itself when it trained in this call with
+    ``keep_models``, else its run trained once more on ``data`` (the data it was trained on),
+    seeded as before and on the threads of its record (where this machine has as many cores), so
+    the same run: on the kind of machine and in the precision of its record the very same numbers,
+    elsewhere numbers that drift apart through rounding. For a later cell that needs the trained
+    network of a run read from its record. ``fit_options`` as for ``run_study``."""
+    if result.model is not None:
+        return result
+    with recorded_threads(result.record) if result.record is not None else nullcontext():
+        (again,) = run_study([result.run], data, None, progress=False, keep_models=True, log=None,
+                             **fit_options)   # a CPU's sums round by how they are split: its threads
+    return again
 
 
 def first_step_below(history, threshold, window=8):

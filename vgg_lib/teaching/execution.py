@@ -24,6 +24,7 @@ The table is regenerated with the instructors' page: python -m vgg_lib.teaching.
 import html
 import os
 import platform
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -164,23 +165,35 @@ def markdown(notebooks, root):
     if unstamped:
         text += ("\nNot stamped by `make notebooks` (machine and versions not recorded): "
                  + ", ".join(unstamped) + ".\n")
-    return text + records_markdown(root)
+    return text + records_markdown(root, notebooks)
 
 
-def records_markdown(root):
+def _readers(notebooks):
+    """{records folder name: the chapter numbers whose stored outputs name ``results/<it>/``}:
+    the chapters that print where their runs came from (``experiments.provenance``)."""
+    found = {}
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        text = "".join(str(o.get("text", "")) for c in nb.cells for o in c.get("outputs", ()))
+        for name in set(re.findall(r"results/([A-Za-z0-9._-]+)/", text)):
+            found.setdefault(name, []).append(str(int(Path(path).name.split("_")[0])))
+    return found
+
+
+def records_markdown(root, notebooks=None):
     """The run records the repository ships (``results/<study>/*.json``, read by the chapters
-    instead of training): per study, the chapter that reads it, its runs, where and in what
-    precision they were made, and what they cost, summed over the runs, then the sum over all
-    ("" when none are shipped)."""
+    instead of training): per study, the chapters that read it (of ``notebooks``, default those
+    in _toc.yml), its runs, where and in what precision they were made, and what they cost,
+    summed over the runs, then the sum over all ("" when none are shipped)."""
     # only here: the page's other tables need no torch
     from ..experiments.provenance import Provenance
     from ..experiments.runs import read_record
-    from ..results import study_chapters
 
-    chapters = study_chapters()
+    readers = _readers(toc_notebooks(root) if notebooks is None else notebooks)
+    chapters = {name: ", ".join(found) for name, found in readers.items()}
     lines, runs, seconds, cpu_seconds = [], 0, 0.0, 0.0
     for folder in sorted((p for p in (Path(root) / "results").glob("*") if p.is_dir()),
-                         key=lambda p: (int(chapters.get(p.name, 99)), p.name)):
+                         key=lambda p: (int(readers.get(p.name, [99])[0]), p.name)):
         records = [read_record(path) for path in sorted(folder.glob("*.json"))]
         if not records:
             continue
