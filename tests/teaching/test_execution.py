@@ -99,3 +99,20 @@ def test_the_report_sums_the_cost_of_the_shipped_run_records(tmp_path):
     cpu = execution._duration(sum(r.cpu_seconds for r in records))
     assert f"| {cpu} |" in table and f"| all | | 2 | | | " in table and f"takes {cpu} of CPU time" in table
     assert "fp32, 1 thread(s)" in table
+
+
+def test_the_run_times_table_counts_the_records_a_chapter_reads_and_their_cpu_time(tmp_path):
+    from vgg_lib.experiments.runs import read_record
+    from vgg_lib.teaching import runtimes
+
+    shipped = sorted((REPO / "results" / "residual_networks").glob("*.json"))[:3]
+    (tmp_path / "results" / "study").mkdir(parents=True)
+    for path in shipped:
+        (tmp_path / "results" / "study" / path.name).write_bytes(path.read_bytes())
+    said = "3 runs: 3 read from the records the book ships (results/study/), 0 trained here\n"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "results = train_grid(build, data, 'A', LRS, SEEDS)",
+        outputs=[nbformat.v4.new_output("stream", name="stdout", text=said)])])
+    assert runtimes.records_read(nb) == ["study"] and runtimes.trains(nb)
+    assert runtimes.records_cost(nb, tmp_path) == (3, sum(read_record(p).cpu_seconds for p in shipped))
+    assert runtimes.records_cost(nbformat.v4.new_notebook(), tmp_path) == (0, 0)

@@ -94,7 +94,7 @@ def test_write_then_check_on_a_small_book(tmp_path, capsys):
     assert "instructors_page --write" in capsys.readouterr().out
     assert instructors_page.main(["--write", "--root", str(root)]) == 0
     text = (root / "book" / "instructors.md").read_text()
-    assert "stale" not in text and "{numref}`s-core`" in text and "| {doc}`/notebooks/01_s` | 7 | not measured | no training |" in text
+    assert "stale" not in text and "{numref}`s-core`" in text and "| {doc}`/notebooks/01_s` | 7 | not measured | none | no training |" in text
     assert text.startswith("# Instructors\n") and "\n\nProse.\n\n" in text
     assert instructors_page.main(["--check", "--root", str(root)]) == 0
 

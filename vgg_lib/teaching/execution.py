@@ -24,7 +24,6 @@ The table is regenerated with the instructors' page: python -m vgg_lib.teaching.
 import html
 import os
 import platform
-import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -169,13 +168,11 @@ def markdown(notebooks, root):
 
 
 def _readers(notebooks):
-    """{records folder name: the chapter numbers whose stored outputs name ``results/<it>/``}:
-    the chapters that print where their runs came from (``experiments.provenance``)."""
+    """{records folder name: the chapter numbers whose stored outputs name ``results/<it>/``}
+    (``runtimes.records_read``)."""
     found = {}
     for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        text = "".join(str(o.get("text", "")) for c in nb.cells for o in c.get("outputs", ()))
-        for name in set(re.findall(r"results/([A-Za-z0-9._-]+)/", text)):
+        for name in runtimes.records_read(nbformat.read(path, as_version=4)):
             found.setdefault(name, []).append(str(int(Path(path).name.split("_")[0])))
     return found
 

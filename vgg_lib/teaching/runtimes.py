@@ -8,6 +8,7 @@ cell's reply is the chapter's run time on the machine that stored it (without th
 Times are shown in coarse bands so the page does not change with every re-run.
 """
 
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -53,11 +54,28 @@ def band(seconds):
 
 
 def trains(nb):
-    """Whether a chapter trains a network (calls vgg_lib's fit, or run_study or
-    run_transfer_study, which call it)."""
+    """Whether a chapter trains a network (calls vgg_lib's fit, or run_study, train_grid or
+    run_transfer_study, which call it), or would without the records it reads."""
     return any(cell.cell_type == "code" and any(call in cell.source for call in
-                                                ("fit(", "run_study(", "run_transfer_study("))
+                                                ("fit(", "run_study(", "train_grid(", "run_transfer_study("))
                for cell in nb.cells)
+
+
+def records_read(nb):
+    """The records folders (``results/<name>/``) that a chapter's stored outputs name: those it
+    read instead of training (each study's ``experiments.provenance`` lines say so)."""
+    text = "".join(str(o.get("text", "")) for c in nb.cells for o in c.get("outputs", ()))
+    return sorted(set(re.findall(r"results/([A-Za-z0-9._-]+)/", text)))
+
+
+def records_cost(nb, root):
+    """``(runs, CPU seconds)`` summed over the shipped records of the folders the chapter read:
+    what a reader without them (Colab, an installed vgg_lib) trains instead."""
+    from ..experiments.runs import read_record   # only here: the other tables need no torch
+
+    records = [read_record(path) for name in records_read(nb)
+               for path in sorted((Path(root) / "results" / name).glob("*.json"))]
+    return len(records), sum(r.cpu_seconds for r in records)
 
 
 def gpu_estimate():
@@ -68,14 +86,17 @@ def gpu_estimate():
 
 
 def markdown(notebooks, root):
-    lines = ["| Chapter | Code cells | CPU, quick profile (measured) | Colab T4, full profile |",
-             "| --- | --- | --- | --- |"]
+    lines = ["| Chapter | Code cells | CPU, quick profile (measured) | Runs read from records (their CPU time) "
+             "| Colab T4, full profile |",
+             "| --- | --- | --- | --- | --- |"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         doc = "/" + Path(path).resolve().relative_to(Path(root).resolve()).with_suffix("").as_posix()
         code = sum(cell.cell_type == "code" for cell in nb.cells)
         gpu = gpu_estimate() if trains(nb) else "no training"
-        lines.append(f"| {{doc}}`{doc}` | {code} | {band(measured_seconds(nb))} | {gpu} |")
+        runs, cpu = records_cost(nb, root)
+        read = f"{runs} ({band(cpu)})" if runs else "none"
+        lines.append(f"| {{doc}}`{doc}` | {code} | {band(measured_seconds(nb))} | {read} | {gpu} |")
     return "\n".join(lines) + "\n"
 
 
