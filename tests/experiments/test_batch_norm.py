@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from support import assert_shipped_records
 from vgg_lib import results
 from vgg_lib.experiments.batch_norm import (SETTINGS, batch_norm_plan, batch_norm_study_name,
                                             donor_trained_again)
@@ -66,13 +67,9 @@ def test_the_shipped_records_are_the_quick_plan_s_runs_in_fp32_on_one_thread():
     fp32 on one thread, the first seed's E runs with their probes."""
     plan = batch_norm_plan(QUICK, unused_donor)
     runs = {run.name: run for views in plan.values() for run in views}
-    assert sorted(p.stem for p in SHIPPED.glob("*.json")) == sorted(runs)
+    assert_shipped_records(SHIPPED.name, runs.values(), "fp32", 1)
     for name, run in runs.items():
         record = read_record(SHIPPED / f"{name}.json")
-        wanted = {"label": run.label, "spec": run.spec.to_dict(), "recipe": run.recipe.to_dict(),
-                  "train_images": run.train_images}
-        assert {key: record.identity[key] for key in wanted} == wanted, name
-        assert record.precision == "fp32" and record.threads == 1, name
         assert (record.probe is not None) == (run.probe_steps is not None), name
         if record.probe is not None:   # every field of it: the chapter plots activations too
             assert record.probe["steps"] == QUICK.probe_steps, name
