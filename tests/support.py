@@ -112,17 +112,25 @@ def exercises_registered(*exercises):
 
 def assert_shipped_records(study, runs, precision, threads):
     """``results/<study>/`` holds one record per run of ``runs`` (``StudyRun``s) and nothing
-    else, each of that very run (label, spec, recipe, training images; the data's fingerprint
-    aside, which the chapter's nbval run checks when it reads them all), made in ``precision``
-    on ``threads`` threads."""
+    else, each of that very run (label, spec, recipe, training images and, for a run that derives
+    numbers, their settings, compared as JSON stores them; the data's fingerprint aside, which the
+    chapter's nbval run checks when it reads them all), made in ``precision`` on ``threads``
+    threads. Returns ``{run name: RunRecord}`` for a caller's further checks."""
+    import json
+
     from vgg_lib.experiments.runs import read_record
 
     folder = ROOT / "results" / study
     runs = {run.name: run for run in runs}
     assert sorted(p.stem for p in folder.glob("*.json")) == sorted(runs)
+    records = {}
     for name, run in runs.items():
-        record = read_record(folder / f"{name}.json")
+        record = records[name] = read_record(folder / f"{name}.json")
         wanted = {"label": run.label, "spec": run.spec.to_dict(), "recipe": run.recipe.to_dict(),
                   "train_images": run.train_images}
+        if run.derive is not None:
+            wanted["derived"] = run.derive.identity()
+        wanted = json.loads(json.dumps(wanted))   # a tuple (scale_jitter) is stored as a list
         assert {key: record.identity[key] for key in wanted} == wanted, name
         assert record.precision == precision and record.threads == threads, name
+    return records

@@ -10,7 +10,6 @@ from support import assert_shipped_records
 from vgg_lib import results
 from vgg_lib.experiments.batch_norm import (SETTINGS, batch_norm_plan, batch_norm_study_name,
                                             donor_trained_again)
-from vgg_lib.experiments.runs import read_record
 from vgg_lib.training.diagnostics import FIELDS
 
 QUICK = SETTINGS["quick"]
@@ -67,9 +66,9 @@ def test_the_shipped_records_are_the_quick_plan_s_runs_in_fp32_on_one_thread():
     fp32 on one thread, the first seed's E runs with their probes."""
     plan = batch_norm_plan(QUICK, unused_donor)
     runs = {run.name: run for views in plan.values() for run in views}
-    assert_shipped_records(SHIPPED.name, runs.values(), "fp32", 1)
+    records = assert_shipped_records(SHIPPED.name, runs.values(), "fp32", 1)
     for name, run in runs.items():
-        record = read_record(SHIPPED / f"{name}.json")
+        record = records[name]
         assert (record.probe is not None) == (run.probe_steps is not None), name
         if record.probe is not None:   # every field of it: the chapter plots activations too
             assert record.probe["steps"] == QUICK.probe_steps, name

@@ -82,7 +82,7 @@ def test_the_shipped_records_are_the_quick_plan_s_ten_runs_in_fp32_on_one_thread
     with every protocol of its suite on the first 2,000 test images."""
     from pathlib import Path
 
-    from vgg_lib.experiments.runs import read_record
+    from support import assert_shipped_records
     from vgg_lib.experiments.test_protocol import protocol_study_name, protocol_study_plan
 
     settings = SETTINGS["quick"]
@@ -90,14 +90,9 @@ def test_the_shipped_records_are_the_quick_plan_s_ten_runs_in_fp32_on_one_thread
     assert len(runs) == 10 and settings.seeds == (0, 1, 2, 3, 4)
     folder = Path(__file__).resolve().parents[2] / "results" / protocol_study_name("quick")
     assert sorted(p.stem for p in folder.glob("*")) == sorted(runs)   # no weights beside them
+    records = assert_shipped_records(protocol_study_name("quick"), runs.values(), "fp32", 1)
     for name, run in runs.items():
-        record = read_record(folder / f"{name}.json")
-        wanted = {"label": run.label, "spec": run.spec.to_dict(),
-                  "recipe": dict(run.recipe.to_dict(), scale_jitter=run.recipe.scale_jitter
-                                 and list(run.recipe.scale_jitter)),
-                  "train_images": None, "derived": run.derive.identity()}
-        assert {key: record.identity[key] for key in wanted} == wanted, name
-        assert record.precision == "fp32" and record.threads == 1, name
+        record = records[name]
         suite = [p.name for p in settings.suite(run.recipe.scale_jitter)]
         assert sorted(record.metrics["protocols"]) == sorted(suite), name
         assert {e["images"] for e in record.metrics["protocols"].values()} == {2_000}, name
