@@ -33,6 +33,12 @@ def sandbox_or_skip():
     return get
 
 
+@pytest.fixture(scope="session")
+def offered_sandboxes():
+    """The sandboxes this machine offers, strictest first (of "bwrap", "user", "none")."""
+    return [mode for mode in ("bwrap", "user", "none") if _problem(mode) is None]
+
+
 def pytest_terminal_summary(terminalreporter):
     if _PROBLEMS:
         terminalreporter.write_line("grading sandboxes: " + "; ".join(
