@@ -1,7 +1,10 @@
 """Hostile submissions against the grader (issue #15): each case below was once enough to fake a
 score, damage another student's work or stop the whole run.
 
-Cheap on purpose: tiny chapter-1-like notebooks, one grading run per sandbox for all of them.
+Cheap on purpose: tiny chapter-1-like notebooks, one grading run per sandbox for all of them, two
+at a time in the sandboxes (``--jobs 2``: each hostile notebook then runs beside another
+student's) and one at a time without one (there a process that escaped could write into the job
+beside it, a risk the instructor accepts with ``--sandbox none``).
 Each sandbox that this machine cannot offer is skipped with the reason (bwrap: bubblewrap missing
 or unable to create namespaces; user: the grader is not root, or its probe refused); a sandbox
 named in VGG_REQUIRE_SANDBOXES (CI: "bwrap user", .ci/run) fails instead. The no-sandbox cases
@@ -155,7 +158,7 @@ def _grade(tmp_path_factory, mode):
     start = time.monotonic()
     code = grade.main([str(folder), "--report", str(out / "report.md"), "--csv", str(out / "scores.csv"),
                        "--timeout", "60", "--exercises-from", str(reference), "--executed", str(out / "executed"),
-                       "--sandbox", mode])
+                       "--sandbox", mode, "--jobs", "1" if mode == "none" else "2"])
     seconds = time.monotonic() - start
     report_bytes = (out / "report.md").read_bytes()
     if _escapees(MARKER):  # an escaped process: long enough for it to write again (it writes every 0.2 s)
