@@ -5,7 +5,8 @@
 writes to, costs marks there). The unanswered copies run only ``answer = None``, ``check(...)``
 and what those cells read, so their outcome does not depend on the sandbox: they are graded once,
 in the strictest sandbox this machine offers (bubblewrap, else a user of its own, else none),
-which saves CI a minute (22 notebooks instead of 66; each costs a kernel and an import of torch).
+which saves CI a minute (22 notebooks instead of 66; each costs a kernel and an import of torch),
+and in the same grading run as the answered copies there (two students, one run).
 
 The fully answered copy of a chapter is built from the solutions the chapter already holds: each
 solution cell that checks a registered exercise, with the earlier cells that define what it
@@ -22,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vgg_lib.teaching import code_cells, grade, jobs, student_copy
+from vgg_lib.teaching import code_cells, grade, student_copy
 from vgg_lib.teaching.notebooks import find_root, toc_notebooks
 from vgg_lib.teaching.submissions import chapters_from, check_ids, known_exercises
 
@@ -72,12 +73,27 @@ def _submissions(folder, students):
     return folder
 
 
-def _grade(submissions, mode, tmp_path):
-    """The grader's csv rows for ``submissions`` graded in sandbox ``mode`` (exit status 0)."""
-    code = grade.main([str(submissions), "--report", str(tmp_path / "report.md"), "--csv", str(tmp_path / "s.csv"),
-                       "--sandbox", mode, "--jobs", "2"] + ["--exercises-from"] + [str(p) for p in CHAPTERS])
-    assert code == 0
-    return list(csv.DictReader(open(tmp_path / "s.csv", encoding="utf-8")))
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, offered_sandboxes):
+    """``graded(mode)``: the csv rows of one grading run (exit status 0) in sandbox ``mode``, and
+    how many notebooks it ran in how long: the answered copies and, in the strictest sandbox, the
+    unanswered ones too (one run of two students there, not two runs)."""
+    runs = {}
+
+    def get(mode):
+        if mode not in runs:
+            students = [("answered", answered_copy)]
+            students += [("unanswered", unanswered_copy)] if mode == offered_sandboxes[0] else []
+            folder, out = _submissions(tmp_path_factory.mktemp("submissions"), students), tmp_path_factory.mktemp("out")
+            start = time.monotonic()
+            code = grade.main([str(folder), "--report", str(out / "report.md"), "--csv", str(out / "s.csv"),
+                               "--sandbox", mode, "--jobs", "2"] + ["--exercises-from"] + [str(p) for p in CHAPTERS])
+            assert code == 0
+            rows = list(csv.DictReader(open(out / "s.csv", encoding="utf-8")))
+            seconds = time.monotonic() - start
+            runs[mode] = rows, f"{len(students) * len(CHAPTERS)} notebooks in {seconds:.0f} s, 2 at a time"
+        return runs[mode]
+    return get
 
 
 def _by_chapter(rows, student):
@@ -91,25 +107,24 @@ def _by_chapter(rows, student):
 
 
 @pytest.mark.parametrize("mode", ["bwrap", "user", "none"])
-def test_right_answers_get_full_marks(mode, tmp_path_factory, tmp_path, capsys, sandbox_or_skip):
+def test_right_answers_get_full_marks(mode, graded, capsys, sandbox_or_skip):
     sandbox_or_skip(mode)
-    start = time.monotonic()
-    folder = _submissions(tmp_path_factory.mktemp("full-marks"), [("answered", answered_copy)])
+    rows, took = graded(mode)
     lines = []
-    for chapter, answered in _by_chapter(_grade(folder, mode, tmp_path), "answered").items():
+    for chapter, answered in _by_chapter(rows, "answered").items():
         wrong = {e: (r["status"], r["run"]) for e, r in answered.items() if r["status"] != "correct"}
         assert not wrong, f"{chapter}: {wrong}"
         lines.append(f"{chapter}: {len(answered)}/{len(answered)}")
     with capsys.disabled():
-        print(f"\n[{mode}] answered: " + "; ".join(lines) + f" ({time.monotonic() - start:.0f} s, 2 at a time)")
+        print(f"\n[{mode}] answered: " + "; ".join(lines) + f" ({took})")
 
 
-def test_no_answers_get_none_in_the_strictest_sandbox(tmp_path_factory, tmp_path, capsys):
-    mode = next(m for m in ("bwrap", "user", "none") if not jobs.sandbox_problem(m))
-    folder = _submissions(tmp_path_factory.mktemp("no-marks"), [("unanswered", unanswered_copy)])
+def test_no_answers_get_none_in_the_strictest_sandbox(graded, capsys, offered_sandboxes):
+    mode = offered_sandboxes[0]
+    rows, took = graded(mode)
     lines = []
-    for chapter, unanswered in _by_chapter(_grade(folder, mode, tmp_path), "unanswered").items():
+    for chapter, unanswered in _by_chapter(rows, "unanswered").items():
         assert {r["status"] for r in unanswered.values()} == {"unanswered"}, (chapter, unanswered)
         lines.append(f"{chapter}: 0/{len(unanswered)}")
     with capsys.disabled():
-        print(f"\n[{mode}] unanswered: " + "; ".join(lines))
+        print(f"\n[{mode}] unanswered: " + "; ".join(lines) + f" ({took})")
