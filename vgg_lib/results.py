@@ -229,13 +229,14 @@ def slim_head_study():
 
 
 def training_quick():
-    """Chapter 5's quick profile, seeds 0-2 (seed 0 with its network), in fp32 on two threads:
-    the profile's time estimate is for a 2-core CPU, and a record on two threads says what one
-    run costs there (a verify on the same CPU with two threads is still bit-exact)."""
+    """Chapter 5's quick profile, seeds 0-2 (seed 0 with its network), in fp32 on one thread:
+    on a machine shared with other work a two-thread run waits for its slower thread at every
+    operation, while one-thread runs (``--part 1/3`` ... ``3/3``) share the cores, and a verify
+    on the same CPU is bit-exact whatever else the machine runs."""
     profile = make_profile("quick", "cpu")
     return ChapterRecords(training_cifar10.training_study_name(profile.name),
                           training_cifar10.profile_plan(profile), profile.data_kwargs(), "fp32",
-                          threads=2)
+                          threads=1)
 
 
 def transfer_quick():

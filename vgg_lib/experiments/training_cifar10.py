@@ -47,7 +47,7 @@ QUICK_ADAM_CHECK = ("5x28k-adam", 28_000, 5, dict(optimizer="adam", lr=1e-3, bat
 # Chapter 5 trains its profile once per seed and reports the test accuracy as mean ± std over
 # the seeds; seed 0's run is the page's worked example (its curves, its network, which chapter 7
 # looks into). The quick profile's seeds ship as records in results/<training_study_name("quick")>/
-# (`make results CHAPTER=5`: fp32, 2 threads), seed 0's network beside its record. The full
+# (`make results CHAPTER=5`: fp32, one thread), seed 0's network beside its record. The full
 # profile trains seed 0 only when the chapter runs (one run is minutes on a T4); its three
 # seeds' GPU records are in FULL_PROFILE_RECORDS, which the chapter's section on it reads.
 PROFILE_SEEDS = {"quick": (0, 1, 2), "full": (0,)}
