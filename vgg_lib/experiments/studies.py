@@ -249,11 +249,7 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
         run_data = training_subset(data, run.train_images)
         wanted = _identity(run, run.spec, run_data) if run.spec else None
         path = None if folder is None else record_path(folder, run.name)
-        stored = shipped_record(shipped, run.name, wanted, precision) if wanted else None
-        stored = _with_network(run, stored, shipped)
-        if stored is None and path is not None and path.exists():
-            stored = _with_network(run, (check_record(read_record(path), wanted, path, precision),
-                                         "stored"), folder)
+        stored = _look_up(run, wanted, shipped, folder, path, precision)
         plans.append((run, run_data, path, stored))
     to_train = [plan for plan in plans if plan[3] is None]
     total = sum(math.prod(_steps(run, run_data.train_images)) for run, run_data, *_ in to_train)
@@ -267,10 +263,7 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
     try:
         for run, run_data, path, stored in plans:
             if stored is not None:
-                record, source = stored
-                results.append(RunResult(run, record.restored_history(), record, reused=True,
-                                         source=source, probe=record.restored_probe(run.probe_steps),
-                                         network=_network_of(run, shipped if source == "shipped" else folder)))
+                results.append(_read(run, stored, shipped, folder))
                 continue
             result = _train(run, run_data, bar, keep_models, fit_options)
             if path is not None:
@@ -316,6 +309,37 @@ def _train(run, run_data, bar, keep_models, fit_options):
                          images_seen=steps * batch, macs=forward_macs(spec), probe=probe,
                          probe_fields=run.probe_fields, derived=derived)
     return RunResult(run, history, record, model if keep_models or run.keep_network else None, probe)
+
+
+def recorded_run(run, data, folder=None, *, shipped="auto", precision=None):
+    """The ``RunResult`` of ``run`` (a ``StudyRun`` with its spec) on ``data``, read from its
+    record as ``run_study`` reads it (the shipped record first, then ``folder``'s), or None when
+    neither holds it: nothing is trained (chapter 7 looks for chapter 5's network so)."""
+    shipped = shipped_for(folder) if isinstance(shipped, str) and shipped == "auto" else shipped
+    shipped = shipped if shipped_records_on() else None
+    wanted = _identity(run, run.spec, training_subset(data, run.train_images))
+    path = None if folder is None else record_path(folder, run.name)
+    stored = _look_up(run, wanted, shipped, folder, path, precision)
+    return None if stored is None else _read(run, stored, shipped, folder)
+
+
+def _look_up(run, wanted, shipped, folder, path, precision):
+    """``(record, source)`` of ``run`` (identity ``wanted``): from ``shipped`` (another run's
+    record there is named and skipped), else from ``path`` in ``folder`` (another run's is a
+    ``RecordError``); None when neither has it, or not with the network the run keeps."""
+    stored = _with_network(run, shipped_record(shipped, run.name, wanted, precision), shipped) if wanted else None
+    if stored is None and path is not None and path.exists():
+        stored = _with_network(run, (check_record(read_record(path), wanted, path, precision),
+                                     "stored"), folder)
+    return stored
+
+
+def _read(run, stored, shipped, folder):
+    """The ``RunResult`` of ``run`` from its ``(record, source)``."""
+    record, source = stored
+    return RunResult(run, record.restored_history(), record, reused=True, source=source,
+                     probe=record.restored_probe(run.probe_steps),
+                     network=_network_of(run, shipped if source == "shipped" else folder))
 
 
 def _network_of(run, folder):
