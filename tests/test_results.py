@@ -205,6 +205,18 @@ def test_chapter_4s_records_are_the_slim_head_study_the_chapter_reads_in_fp32():
     assert chapter.data_kwargs == SLIM_HEAD_STUDY.data_kwargs(torch.device("cpu"))
 
 
+def test_chapter_5s_records_are_the_quick_profile_s_seeds_in_fp32_on_one_thread():
+    from vgg_lib.experiments.training_cifar10 import profile_plan, training_study_name
+    from vgg_lib.training.profiles import make_profile
+
+    chapter, profile = results.CHAPTERS["5"](), make_profile("quick", "cpu")
+    assert chapter.name == training_study_name("quick") == "training_cifar10_quick"
+    assert chapter.runs == profile_plan(profile) and [r.seed for r in chapter.runs] == [0, 1, 2]
+    assert [r.keep_network for r in chapter.runs] == [True, False, False]
+    assert chapter.precision == "fp32" and chapter.threads == 1 and chapter.fit_options == {}
+    assert chapter.data_kwargs == profile.data_kwargs()
+
+
 def test_chapter_9s_records_are_the_chapter_s_ten_runs_with_their_protocols_in_fp32():
     from vgg_lib.experiments.test_protocol import SETTINGS, protocol_study_name, protocol_study_plan
 

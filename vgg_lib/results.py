@@ -32,12 +32,14 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .device import machine
-from .experiments import batch_norm, depth_study, layer_by_layer, residual_networks, test_protocol
+from .experiments import (batch_norm, depth_study, layer_by_layer, residual_networks, test_protocol,
+                          training_cifar10)
 from .experiments.runs import record_path, recorded_threads, results_dir
 from .experiments.statistics import std
 from .experiments.studies import run_study
 from .experiments.transfer_features import SETTINGS as TRANSFER_SETTINGS
 from .training.cifar10 import load_cifar10
+from .training.profiles import make_profile
 from .transfer import study as transfer
 
 # Another machine, precision or torch: within 4 seed standard deviations of the run's row. The
@@ -226,6 +228,17 @@ def slim_head_study():
                           settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
 
 
+def training_quick():
+    """Chapter 5's quick profile, seeds 0-2 (seed 0 with its network), in fp32 on one thread:
+    on a machine shared with other work a two-thread run waits for its slower thread at every
+    operation, while one-thread runs (``--part 1/3`` ... ``3/3``) share the cores, and a verify
+    on the same CPU is bit-exact whatever else the machine runs."""
+    profile = make_profile("quick", "cpu")
+    return ChapterRecords(training_cifar10.training_study_name(profile.name),
+                          training_cifar10.profile_plan(profile), profile.data_kwargs(), "fp32",
+                          threads=1)
+
+
 def transfer_quick():
     """Chapter 11's quick seeds (those the page computes from nothing), fp32, one thread."""
     return TransferRecords(TRANSFER_SETTINGS["quick"])
@@ -245,7 +258,7 @@ def test_protocol_quick():
 # chapter -> a function returning what makes and verifies its records (ChapterRecords for a
 # study of StudyRuns, RecordsOnSeveralData for one on several data sets, TransferRecords for
 # chapter 11's seeds); each in results/<name>/
-CHAPTERS = {"4": slim_head_study, "6": batch_norm_quick, "8": depth_study_quick,
+CHAPTERS = {"4": slim_head_study, "5": training_quick, "6": batch_norm_quick, "8": depth_study_quick,
             "9": test_protocol_quick, "10": residual_networks_study, "11": transfer_quick}
 
 

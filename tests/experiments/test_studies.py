@@ -303,3 +303,63 @@ def test_the_shipped_records_are_the_repository_s_results_folder(monkeypatch):
     assert runs.shipped_folder("residual_networks") == PACKAGE.parent / "results" / "residual_networks"
     with pytest.raises(ValueError, match="Study name"):
         runs.shipped_folder("../x")
+
+
+# --- a run's network, kept beside its record ---------------------------------------------------------
+
+def kept(seeds=(0, 1)):
+    """``tiny_runs`` of which seed 0's keeps its network (as chapter 5's worked run)."""
+    return [StudyRun("A", TINY, RECIPE.replace(seed=s), keep_network=s == 0) for s in seeds]
+
+
+def shipped_with_networks(tmp_path, monkeypatch, seeds=(0, 1)):
+    """As ``shipped_and_checkpoints``, of ``kept(seeds)``."""
+    data = random_data()
+    shipped = tmp_path / "results" / "tiny"
+    made = run_study(kept(seeds), data, shipped, progress=False, precision="fp32")
+    monkeypatch.setenv("VGG_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("VGG_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.delenv("VGG_RECORDS", raising=False)
+    return shipped, studies.study_folder("tiny"), data, made
+
+
+def test_a_run_keeps_its_network_beside_its_record_and_reads_it_back(tmp_path, monkeypatch, capsys):
+    from vgg_lib.experiments.networks import network_digest, trained_network
+    shipped, folder, data, made = shipped_with_networks(tmp_path, monkeypatch)
+    assert sorted(p.name for p in shipped.iterdir()) == [
+        "A_allimg_1ep_lr0.05_seed0.json", "A_allimg_1ep_lr0.05_seed0.pt", "A_allimg_1ep_lr0.05_seed1.json"]
+    assert made[0].network == shipped / "A_allimg_1ep_lr0.05_seed0.pt" and made[1].network is None
+    digest = made[0].record.metrics["network_sha256"]
+    assert digest == network_digest(made[0].model) and "network_sha256" not in made[1].record.metrics
+    read = run_study(kept(), data, folder, progress=False)
+    assert [r.source for r in read] == ["shipped", "shipped"] and read[0].model is None
+    assert network_digest(trained_network(read[0])) == digest
+    assert not folder.exists()   # nothing trained, nothing written
+    assert studies.recorded_run(kept((0,))[0], data, folder).network == read[0].network
+    assert studies.recorded_run(kept((2,))[0], data, folder) is None   # not recorded: not trained
+    # a shipped record without its network is not used: the run trains, its network stored with it
+    (shipped / "A_allimg_1ep_lr0.05_seed0.pt").unlink()
+    (again, _) = run_study(kept(), data, folder, progress=False)
+    assert again.source == "trained" and (folder / "A_allimg_1ep_lr0.05_seed0.pt").is_file()
+    assert "its network A_allimg_1ep_lr0.05_seed0.pt is not beside it; training the run" in capsys.readouterr().out
+
+
+def test_a_corrupt_or_foreign_network_is_an_error_naming_the_file_and_the_fix(tmp_path, monkeypatch):
+    from vgg_lib.experiments.networks import save_network, trained_network
+    from vgg_lib.training.checkpoint import CheckpointError
+    shipped, folder, data, _ = shipped_with_networks(tmp_path, monkeypatch, seeds=(0,))
+    run_study(kept((0,)), data, tmp_path / "mine", progress=False, precision="fp32")
+    (from_shipped,) = run_study(kept((0,)), data, folder, progress=False)
+    (from_mine,) = run_study(kept((0,)), data, tmp_path / "mine", shipped=None, progress=False)
+    assert (from_shipped.source, from_mine.source) == ("shipped", "stored")
+    network = shipped / "A_allimg_1ep_lr0.05_seed0.pt"
+    network.write_bytes(network.read_bytes()[:1000])   # truncated
+    with pytest.raises(CheckpointError, match=r"A_allimg_1ep_lr0.05_seed0.pt cannot be loaded as the "
+                       r"network of the record tiny/A_allimg_1ep_lr0.05_seed0.json .*git checkout -- "
+                       r"results/tiny/A_allimg_1ep_lr0.05_seed0.pt.*make results"):
+        trained_network(from_shipped)
+    save_network(tmp_path / "mine" / network.name, TINY.build())   # another network, same spec
+    with pytest.raises(CheckpointError, match=r"mine/A_allimg_1ep_lr0.05_seed0.pt is not the network "
+                       r"of the record mine/A_allimg_1ep_lr0.05_seed0.json .*Delete it and "
+                       r"A_allimg_1ep_lr0.05_seed0.json beside it to train the run again"):
+        trained_network(from_mine)

@@ -21,6 +21,7 @@ import math
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -32,6 +33,7 @@ from ..training.loop import fit
 from ..training.profiles import estimate_seconds, forward_macs
 from ..training.recipe import TrainConfig
 from ..training.reproducibility import seed_everything
+from .networks import DIGEST, network_digest, network_path, save_network
 from .runs import (NAME, Stopwatch, check_record, final_metrics, identity, make_record, read_record,
                    read_records, record_path, shipped_for, shipped_record, shipped_records_on,
                    write_record)
@@ -62,6 +64,8 @@ class StudyRun:
     train_eval_images: int = None  # fit's: training images evaluated in eval mode every epoch
     derive: object = None  # derive(model, data, precision) -> numbers of the trained network kept
                            # in its record's metrics; derive.identity() joins the run's identity
+    keep_network: bool = field(default=False, compare=False)  # save the trained network beside
+                           # its record (networks.network_path), its sha256 in the record's metrics
 
     def __post_init__(self):
         if not isinstance(self.spec, ModelSpec) and not (self.spec is None and callable(self.build)):
@@ -122,6 +126,8 @@ class RunResult:
     probe: object = None
     reused: bool = False   # read from its record rather than trained in this call
     source: str = "trained"  # "shipped" (results/), "stored" (in the folder), "trained" here
+    network: object = None   # of a run that keeps its network: the file beside its record
+                             # (networks.trained_network loads it), None when not stored
 
     @property
     def metrics(self):
@@ -215,6 +221,10 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
     ``folder`` only, so an interrupted study loses at most the run it was training.
     ``folder=None``: nothing is stored.
 
+    A run that keeps its network (``StudyRun.keep_network``) saves it beside its record before
+    the record is written, and its record is used only with that network beside it (else the run
+    trains again); ``RunResult.network`` names the file, ``networks.trained_network`` loads it.
+
     ``progress``: one progress bar over the images of all the runs still to train. ``log``: a
     function given one line per finished run. ``keep_models``: the results of the runs trained
     here keep their networks. The other keyword arguments go to ``fit`` (``precision``,
@@ -239,9 +249,7 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
         run_data = training_subset(data, run.train_images)
         wanted = _identity(run, run.spec, run_data) if run.spec else None
         path = None if folder is None else record_path(folder, run.name)
-        stored = shipped_record(shipped, run.name, wanted, precision) if wanted else None
-        if stored is None and path is not None and path.exists():
-            stored = (check_record(read_record(path), wanted, path, precision), "stored")
+        stored = _look_up(run, wanted, shipped, folder, path, precision)
         plans.append((run, run_data, path, stored))
     to_train = [plan for plan in plans if plan[3] is None]
     total = sum(math.prod(_steps(run, run_data.train_images)) for run, run_data, *_ in to_train)
@@ -255,12 +263,13 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
     try:
         for run, run_data, path, stored in plans:
             if stored is not None:
-                record, source = stored
-                results.append(RunResult(run, record.restored_history(), record, reused=True,
-                                         source=source, probe=record.restored_probe(run.probe_steps)))
+                results.append(_read(run, stored, shipped, folder))
                 continue
             result = _train(run, run_data, bar, keep_models, fit_options)
             if path is not None:
+                if run.keep_network:   # before the record: a record implies its network
+                    result.network = network_path(folder, run.name)
+                    save_network(result.network, result.model, run.recipe)
                 write_record(path, result.record)
             if log is not None:
                 log(f"{run.label:>12}  lr {run.recipe.lr:<6g} seed {run.seed}:  {result.status}")
@@ -293,11 +302,63 @@ def _train(run, run_data, bar, keep_models, fit_options):
         history = fit(model, run_data, run.recipe, progress=False, step_callback=after_backward,
                       train_eval_images=run.train_eval_images, **fit_options)
         derived = run.derive and run.derive(model, run_data, fit_options.get("precision", "auto"))
+    if run.keep_network:
+        derived = {**(derived or {}), DIGEST: network_digest(model)}
     record = make_record(_identity(run, spec, run_data), history,
                          seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=model,
                          images_seen=steps * batch, macs=forward_macs(spec), probe=probe,
                          probe_fields=run.probe_fields, derived=derived)
-    return RunResult(run, history, record, model if keep_models else None, probe)
+    return RunResult(run, history, record, model if keep_models or run.keep_network else None, probe)
+
+
+def recorded_run(run, data, folder=None, *, shipped="auto", precision=None):
+    """The ``RunResult`` of ``run`` (a ``StudyRun`` with its spec) on ``data``, read from its
+    record as ``run_study`` reads it (the shipped record first, then ``folder``'s), or None when
+    neither holds it: nothing is trained (chapter 7 looks for chapter 5's network so)."""
+    shipped = shipped_for(folder) if isinstance(shipped, str) and shipped == "auto" else shipped
+    shipped = shipped if shipped_records_on() else None
+    wanted = _identity(run, run.spec, training_subset(data, run.train_images))
+    path = None if folder is None else record_path(folder, run.name)
+    stored = _look_up(run, wanted, shipped, folder, path, precision)
+    return None if stored is None else _read(run, stored, shipped, folder)
+
+
+def _look_up(run, wanted, shipped, folder, path, precision):
+    """``(record, source)`` of ``run`` (identity ``wanted``): from ``shipped`` (another run's
+    record there is named and skipped), else from ``path`` in ``folder`` (another run's is a
+    ``RecordError``); None when neither has it, or not with the network the run keeps."""
+    stored = _with_network(run, shipped_record(shipped, run.name, wanted, precision), shipped) if wanted else None
+    if stored is None and path is not None and path.exists():
+        stored = _with_network(run, (check_record(read_record(path), wanted, path, precision),
+                                     "stored"), folder)
+    return stored
+
+
+def _read(run, stored, shipped, folder):
+    """The ``RunResult`` of ``run`` from its ``(record, source)``."""
+    record, source = stored
+    return RunResult(run, record.restored_history(), record, reused=True, source=source,
+                     probe=record.restored_probe(run.probe_steps),
+                     network=_network_of(run, shipped if source == "shipped" else folder))
+
+
+def _network_of(run, folder):
+    """The file of the network beside ``run``'s record in ``folder`` (None: it keeps none)."""
+    return network_path(folder, run.name) if run.keep_network and folder is not None else None
+
+
+def _with_network(run, stored, folder):
+    """``stored`` (a found ``(record, source)``, or None), or None, saying why, when ``run`` keeps
+    its network and ``folder`` has none beside the record (the run is trained again)."""
+    if stored is None or not run.keep_network:
+        return stored
+    path = network_path(folder, run.name)
+    if stored[0].metrics.get(DIGEST) is None or not path.is_file():
+        print(f"Not using the record {Path(folder).name}/{run.name}.json: "
+              + ("it keeps no digest of its network" if path.is_file()
+                 else f"its network {path.name} is not beside it") + "; training the run instead.")
+        return None
+    return stored
 
 
 def _identity(run, spec, run_data):

@@ -1,6 +1,11 @@
 """Chapter 5's records (notebooks/05_training_cifar10.ipynb): the tuning runs behind the quick
 profile (``vgg_lib.training.profiles.QUICK``) and the check of Adam against it. The profiles
-themselves are the training command's too, so they stay in ``vgg_lib.training.profiles``."""
+themselves are the training command's too, so they stay in ``vgg_lib.training.profiles``; the
+profile's own runs, one per seed (``profile_plan``), which the chapter reads from the records the
+book ships or trains; and the GPU session's records of the full profile (``FULL_PROFILE_RECORDS``)."""
+
+from .depth_study import FULL_PROFILE_RECORDS  # noqa: F401  (one file holds chapters 5's and 8's)
+from .studies import StudyRun
 
 # The quick profile: VGG-11-BN at quarter width, one-cycle, label smoothing 0.1, Nesterov, flip
 # TTA, batch 128.
@@ -36,3 +41,29 @@ QUICK_TUNING = (
 QUICK_ADAM_CHECK = ("5x28k-adam", 28_000, 5, dict(optimizer="adam", lr=1e-3, batch_size=64,
                                                     schedule="constant"),
                     (0.7204, 0.7254, 0.7206))
+
+
+# --- the profile's own runs, as run records --------------------------------------------------
+# Chapter 5 trains its profile once per seed and reports the test accuracy as mean ± std over
+# the seeds; seed 0's run is the page's worked example (its curves, its network, which chapter 7
+# looks into). The quick profile's seeds ship as records in results/<training_study_name("quick")>/
+# (`make results CHAPTER=5`: fp32, one thread), seed 0's network beside its record. The full
+# profile trains seed 0 only when the chapter runs (one run is minutes on a T4); its three
+# seeds' GPU records are in FULL_PROFILE_RECORDS, which the chapter's section on it reads.
+PROFILE_SEEDS = {"quick": (0, 1, 2), "full": (0,)}
+WORKED_SEED = 0   # the run whose history and network the chapters show
+
+
+def training_study_name(profile_name):
+    """The study of a profile's runs: ``training_cifar10_<profile>`` (its records' folder)."""
+    return f"training_cifar10_{profile_name}"
+
+
+def profile_plan(profile, seeds=None):
+    """The profile's runs (``StudyRun``s labelled "<profile> profile", as
+    benchmarks/full_profile_gpu.py recorded the full one): its network and recipe with each of
+    ``seeds`` (default ``PROFILE_SEEDS``), on all of the profile's training images; the worked
+    seed's keeps its network beside its record."""
+    seeds = PROFILE_SEEDS[profile.name] if seeds is None else seeds
+    return [StudyRun(f"{profile.name} profile", profile.model, profile.recipe.replace(seed=seed),
+                     keep_network=seed == WORKED_SEED) for seed in seeds]

@@ -25,13 +25,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..experiments.networks import DIGEST, load_network, network_digest
 from ..experiments.provenance import Provenance
 from ..experiments.runs import (Stopwatch, find_record, identity, make_record, record_path,
                                 shipped_for, shipped_record, shipped_records_on, write_record)
 from ..experiments.studies import study_folder as named_study_folder
-from ..training.checkpoint import CheckpointError, load_model, save_checkpoint
+from ..training.checkpoint import save_checkpoint
 from ..training.cifar10 import load_cifar10
-from ..training.data import tensor_digest
 from ..training.loop import fit
 from ..training.reproducibility import seed_everything
 from .features import pooled_block_features
@@ -165,12 +165,6 @@ def network_path(folder, seed):
     return Path(folder) / f"source_seed{seed}.pt"
 
 
-def network_digest(model):
-    """sha256 of the network's weights and buffers, in state-dict order: what a seed's record
-    keeps of the network its numbers were derived from."""
-    return tensor_digest(*model.state_dict().values())
-
-
 def seed_record(settings, source, target, seed, folder, step_callback=None):
     """Everything of one seed (see the module's docstring) as its run record; the pretrained
     network is saved in ``folder`` (its history is the record's)."""
@@ -186,7 +180,7 @@ def seed_record(settings, source, target, seed, folder, step_callback=None):
                        seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=trained,
                        derived={"probes": probes, "training": training,
                                 "source_val_accuracy": history.final_val_accuracy,
-                                "network_sha256": network_digest(trained)})
+                                DIGEST: network_digest(trained)})
 
 
 def seed_result(record, origin="stored", folder=None):
@@ -268,13 +262,9 @@ def pretrained_network(result, device="cpu"):
     """The pretrained source network of a seed's result (``seed_result``), from the folder its
     record was read from; ``CheckpointError`` when it is not the network the record's numbers
     were derived from (another seed's, or weights changed since)."""
-    model = load_model(result["network"], device).eval()
-    expected = result["record"].metrics.get("network_sha256")   # None: recorded before digests
-    if expected is not None and network_digest(model) != expected:
-        raise CheckpointError(f"{result['network']} is not the network of seed {result['seed']}'s "
-                              f"record beside it (its weights differ). Delete both files to "
-                              f"compute the seed again.")
-    return model
+    expected = result["record"].metrics.get(DIGEST)   # None: recorded before digests
+    return load_network(result["network"], expected, f"seed {result['seed']}'s record beside it",
+                        "Delete both files to compute the seed again.", device)
 
 
 def stored_seeds(settings, folder=None):
