@@ -36,6 +36,8 @@ def main(argv=None):
           f"torch {torch.__version__}, precision {args.precision} "
           f"({resolve_precision(args.precision, data.device)} here)\n{profile}")
     print(data)
+    estimate = profile.estimate_here(args.precision)   # what chapter 5 prints before it trains
+    print(estimate)
     tests, times = [], []
     for seed in args.seeds:
         seed_everything(seed)
@@ -51,6 +53,8 @@ def main(argv=None):
     spread = statistics.stdev(tests) if len(tests) > 1 else 0.0
     print(f"test accuracy {100 * statistics.mean(tests):.1f} ± {100 * spread:.1f}% over seeds {args.seeds}; "
           f"training {min(times):.1f}-{max(times):.1f} s")
+    print(f"the estimate printed before the runs: ~{estimate.seconds:.0f} s per run, training and "
+          f"evaluation (the training time above leaves evaluation out)")
 
 
 if __name__ == "__main__":

@@ -35,11 +35,46 @@ def test_choose_device_prefers_cuda(monkeypatch):
     assert choose_device().type in ("mps", "cpu")
 
 
-def test_printed_profile_is_one_line_with_both_times():
+def test_printed_profile_is_one_line_and_promises_no_cpu_time():
     for name in ("quick", "full"):
         text = str(get_profile(name, device="cpu"))
         assert "\n" not in text and f"'{name}'" in text
-        assert "2-core CPU" in text and "Colab T4 (estimate)" in text
+        assert "Colab T4: ~" in text and "estimate from FLOPs" in text and "CPU" not in text
+
+
+def test_the_estimate_here_scales_rates_measured_on_this_machine(monkeypatch):
+    from vgg_lib.training import calibration
+
+    profile = get_profile("quick", device="cpu")
+    measured = []
+
+    def fake_rates(spec, recipe, device, precision):
+        measured.append((spec, recipe, device, precision))
+        return calibration.Rates(train=1000.0, evaluate=4000.0, precision="fp32", steps=6)
+
+    monkeypatch.setattr(calibration, "measure_rates", fake_rates)
+    estimate = profile.estimate_here("fp32")
+    assert measured == [(profile.model, profile.recipe, profile.device, "fp32")]
+    recipe = profile.recipe   # whole batches of the training images each epoch; validation every
+    steps = recipe.epochs * (profile.train_images // recipe.batch_size)   # epoch, test once, x2 (flip)
+    evaluated = 2 * (recipe.epochs * profile.validation + profile.test_images)
+    assert estimate.seconds == pytest.approx(steps * recipe.batch_size / 1000 + evaluated / 4000)
+    assert str(estimate).startswith("expected run time here (cpu, fp32): ~3 min (training 1,000 and")
+
+
+def test_measured_rates_come_from_real_training_steps(monkeypatch):
+    from vgg_lib.training import calibration
+
+    spec = ModelSpec(config="A", batch_norm=True, width=0.0625, head="compact", num_classes=10)
+    recipe = TrainConfig(epochs=5, batch_size=16, lr=0.05)
+    steps = []
+    real_fit = calibration.fit
+    monkeypatch.setattr(calibration, "fit", lambda *a, **k: steps.append(k["max_steps"]) or real_fit(*a, **k))
+    rates = calibration.measure_rates(spec, recipe, "cpu", "fp32", steps=3, warmup=1, eval_batches=1)
+    assert steps == [1, 3] and rates.steps == 3 and rates.precision == "fp32"
+    assert rates.train > 0 and rates.evaluate > 0
+    with pytest.raises(ValueError, match="steps >= 1"):
+        calibration.measure_rates(spec, recipe, "cpu", steps=0)
 
 
 def test_build_model_matches_vgg():

@@ -5,14 +5,17 @@ environment variable ``VGG_PROFILE`` (``quick`` or ``full``) overrides that. A p
 ``ModelSpec`` (the network), a ``TrainConfig`` (the recipe) and the data it trains on::
 
     profile = get_profile()
-    print(profile)                       # one line, with the expected running times
+    print(profile)                       # one line, with a Colab T4's expected running time
+    print(profile.estimate_here())       # this machine's, from a few steps measured just now
     model = profile.build_model()
     data = load_cifar10(**profile.data_kwargs())
     history = fit(model, data, profile.recipe)
 
-Expected times: the CPU figure of ``quick`` was measured on the book's 2-core test machine; every
-other figure is an *estimate* from the model's multiply-adds and an assumed effective
-throughput (see ``EFFECTIVE_TFLOPS``), printed with a "~".
+Expected times: on the machine that runs the profile, ``estimate_here`` measures a few training
+steps and evaluation batches (``training.calibration``) and scales them to the whole run; on
+hardware the code is not running on (a Colab T4, an A100), the estimate comes from the model's
+multiply-adds and an assumed effective throughput (see ``EFFECTIVE_TFLOPS``). Both are printed
+with a "~".
 """
 
 import os
@@ -112,12 +115,19 @@ class Profile:
                                 self.validation, test_images or self.test_images, hardware)
 
     @property
-    def expected_seconds_cpu(self):
-        return self.estimated_seconds("cpu")
-
-    @property
     def expected_seconds_t4(self):
         return self.estimated_seconds("t4")
+
+    def estimate_here(self, precision="auto"):
+        """This machine's expected time for the profile's run (``TimeEstimate``), from its
+        training and evaluation rates measured now on ``self.device`` in ``precision``
+        (``calibration.measure_rates``: a few seconds at most)."""
+        from .calibration import measure_rates   # only here: it imports the training loop
+
+        rates = measure_rates(self.model, self.recipe, self.device, precision)
+        seconds = estimate_seconds(self.model, self.recipe, self.train_images, self.validation,
+                                   self.test_images, rates=rates)
+        return TimeEstimate(seconds, rates, self.device)
 
     def to_dict(self):
         return dict(name=self.name, model=self.model.to_dict(), recipe=self.recipe.to_dict(),
@@ -128,8 +138,23 @@ class Profile:
         images = f"{self.train_images:,}"
         return (f"Profile {self.name!r}: {self.model.describe()}; {self.recipe.epochs} epochs, "
                 f"batch {self.recipe.batch_size}, {images} training images, on {self.device}; "
-                f"expected run time: ~{format_seconds(self.expected_seconds_cpu)} on a 2-core "
-                f"CPU, ~{format_seconds(self.expected_seconds_t4)} on a Colab T4 (estimate)")
+                f"expected run time on a Colab T4: ~{format_seconds(self.expected_seconds_t4)} "
+                "(estimate from FLOPs; profile.estimate_here() measures this machine)")
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    """A profile's expected run time on the machine that measured ``rates``."""
+
+    seconds: float
+    rates: object         # calibration.Rates
+    device: torch.device
+
+    def __str__(self):
+        r = self.rates
+        return (f"expected run time here ({self.device.type}, {r.precision}): ~{format_seconds(self.seconds)} "
+                f"(training {r.train:,.0f} and evaluation {r.evaluate:,.0f} images/s, measured just "
+                f"now over {r.steps} steps; slower while other work shares the machine)")
 
 
 # Settings of each profile. Both set 5,000 of CIFAR-10's training images aside as the validation
