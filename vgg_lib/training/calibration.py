@@ -27,9 +27,6 @@ class Rates:
     precision: str    # the precision they were measured in ("auto" resolved on this device)
     steps: int        # training steps timed (after the warm-up)
 
-    def __getitem__(self, i):   # (train, evaluate), as estimate_seconds(..., rates=) reads them
-        return (self.train, self.evaluate)[i]
-
 
 def _random_data(images, device, seed=0):
     generator = torch.Generator().manual_seed(seed)

@@ -126,7 +126,7 @@ class Profile:
 
         rates = measure_rates(self.model, self.recipe, self.device, precision)
         seconds = estimate_seconds(self.model, self.recipe, self.train_images, self.validation,
-                                   self.test_images, rates=rates)
+                                   self.test_images, rates=(rates.train, rates.evaluate))
         return TimeEstimate(seconds, rates, self.device)
 
     def to_dict(self):
