@@ -6,6 +6,7 @@ import json
 import pytest
 
 import vgg_lib.transfer.study as study
+from vgg_lib.experiments.networks import network_digest
 from vgg_lib.experiments.runs import RecordError, read_record
 from vgg_lib.training.checkpoint import CheckpointError
 
@@ -31,7 +32,7 @@ def test_every_seed_has_its_probes_runs_and_pretrained_network(finished):
     assert [r["origin"] for r in results] == ["trained", "trained"]
     network = study.pretrained_network(results[0])
     assert network.spec.num_classes == 6 and not network.training
-    assert study.network_digest(network) == results[0]["record"].metrics["network_sha256"]
+    assert network_digest(network) == results[0]["record"].metrics["network_sha256"]
 
 def test_a_finished_study_is_read_back_without_training(finished, monkeypatch):
     folder, results = finished
@@ -94,7 +95,7 @@ def test_the_shipped_seeds_are_read_first_and_nothing_is_written_beside_them(tmp
     assert [r["training"] for r in results] == [r["training"] for r in made]
     assert not folder.exists() and {p.name: p.read_bytes() for p in shipped.iterdir()} == before
     network = study.pretrained_network(results[1])   # read from beside the shipped record
-    assert study.network_digest(network) == made[1]["record"].metrics["network_sha256"]
+    assert network_digest(network) == made[1]["record"].metrics["network_sha256"]
     said = str(study.transfer_provenance(results, tiny_settings()))
     assert said.startswith("2 runs: 2 read from the records the book ships (results/transfer-tiny/), "
                            "0 from this machine's earlier runs, 0 trained here")

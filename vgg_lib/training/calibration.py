@@ -56,18 +56,18 @@ def measure_rates(spec, recipe, device, precision="auto", steps=6, warmup=2, eva
     fit(model, data, recipe, max_steps=steps, **quiet)
     _synchronise(device)
     train = steps * batch / (time.perf_counter() - start)
-    evaluation = _random_data(512 * (eval_batches + 1), device, seed=1)
-    evaluate(model, _first(evaluation, 512), precision=precision)   # warm-up
+    evaluation = _random_data(512 * eval_batches, device, seed=1)
+    evaluate(model, _first_batch(evaluation), precision=precision)   # warm-up
     _synchronise(device)
     start = time.perf_counter()
-    evaluate(model, _first(evaluation, 512 * eval_batches), precision=precision)
+    evaluate(model, evaluation, precision=precision)
     _synchronise(device)
     evaluate_rate = 512 * eval_batches / (time.perf_counter() - start)
     return Rates(train, evaluate_rate, resolve_precision(precision, device), steps)
 
 
-def _first(data, images):
-    return CIFAR10Data(data.x_train, data.y_train, data.x_test[:images], data.y_test[:images],
+def _first_batch(data):
+    return CIFAR10Data(data.x_train, data.y_train, data.x_test[:512], data.y_test[:512],
                        data.classes, data.source, data.mean, data.std)
 
 

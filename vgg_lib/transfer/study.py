@@ -25,12 +25,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..experiments.networks import DIGEST, load_network, network_digest
+from ..experiments.networks import DIGEST, load_network, save_network
 from ..experiments.provenance import Provenance
 from ..experiments.runs import (Stopwatch, find_record, identity, make_record, record_path,
                                 shipped_for, shipped_record, shipped_records_on, write_record)
 from ..experiments.studies import study_folder as named_study_folder
-from ..training.checkpoint import save_checkpoint
 from ..training.cifar10 import load_cifar10
 from ..training.loop import fit
 from ..training.reproducibility import seed_everything
@@ -170,7 +169,7 @@ def seed_record(settings, source, target, seed, folder, step_callback=None):
     network is saved in ``folder`` (its history is the record's)."""
     with Stopwatch() as watch:
         trained, history = pretrain(settings, source, seed, step_callback)
-        save_checkpoint(network_path(folder, seed), trained, recipe=settings.recipe.replace(seed=seed))
+        digest = save_network(network_path(folder, seed), trained, settings.recipe.replace(seed=seed))
         probes = []
         for network, model in (("trained", trained), ("random", untrained_twin(settings, seed))):
             features = block_features(model, target)
@@ -180,7 +179,7 @@ def seed_record(settings, source, target, seed, folder, step_callback=None):
                        seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=trained,
                        derived={"probes": probes, "training": training,
                                 "source_val_accuracy": history.final_val_accuracy,
-                                DIGEST: network_digest(trained)})
+                                DIGEST: digest})
 
 
 def seed_result(record, origin="stored", folder=None):
