@@ -38,6 +38,7 @@ def test_the_shipped_seeds_are_the_quick_settings_in_fp32_on_one_thread_with_the
     from pathlib import Path
     from types import SimpleNamespace
 
+    from vgg_lib.experiments.networks import network_digest
     from vgg_lib.experiments.runs import read_record
     from vgg_lib.training.checkpoint import load_model
     from vgg_lib.transfer import study
@@ -54,4 +55,4 @@ def test_the_shipped_seeds_are_the_quick_settings_in_fp32_on_one_thread_with_the
             {k: v for k, v in wanted.items() if k not in ("data", "target")}, seed
         assert record.precision == "fp32" and record.threads == 1, seed
         network = load_model(folder / f"source_seed{seed}.pt")
-        assert study.network_digest(network) == record.metrics["network_sha256"], seed
+        assert network_digest(network) == record.metrics["network_sha256"], seed
