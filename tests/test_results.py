@@ -239,3 +239,15 @@ def test_a_verify_compares_each_protocol_s_accuracy_too():
     numbers = results.final_numbers(result)
     assert numbers["flip accuracy"] == 0.5 and numbers["dense 3 scales accuracy"] == 0.25
     assert set(results.METRICS) < set(numbers)
+
+
+def test_chapter_8s_long_budget_is_its_own_entry_in_fp32_on_one_thread():
+    from vgg_lib.experiments.depth_study import long_budget_plan
+
+    settings = DEPTH_STUDY["long"]
+    chapter = results.CHAPTERS["8-long"]()
+    assert chapter.runs == long_budget_plan(settings, 50_000 - settings.validation)
+    assert chapter.name == depth_study_name("long") and chapter.precision == "fp32"
+    assert chapter.threads == 1 and chapter.fit_options == {}   # the chapter evaluates every epoch
+    assert chapter.data_kwargs == settings.data_kwargs(torch.device("cpu"))
+    assert sorted(["11", "8-long", "10", "8", "4"], key=results.chapter_order) == ["4", "8", "8-long", "10", "11"]

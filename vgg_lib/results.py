@@ -204,6 +204,17 @@ def depth_study_quick():
                           settings.data_kwargs(torch.device("cpu")), "fp32")
 
 
+def depth_study_long():
+    """Chapter 8's long budget (its 21 equal-epoch runs and the convergence check), in fp32 on
+    one thread per run: ``--part 1/2`` and ``--part 2/2`` share two cores, and a verify on the
+    same CPU is bit-exact. About 2 CPU-hours in all; a verify of one run takes 3-10 minutes."""
+    settings = depth_study.DEPTH_STUDY["long"]
+    train_images = 50_000 - settings.validation
+    return ChapterRecords(depth_study.depth_study_name("long"),
+                          depth_study.long_budget_plan(settings, train_images),
+                          settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
+
+
 def batch_norm_quick():
     """Chapter 6's runs in the quick profile (its 50 grid points: Experiment 1 on the long
     budget's data, Experiments 2 and 3 on the short one's), in fp32 as the chapter trains them,
@@ -258,8 +269,17 @@ def test_protocol_quick():
 # chapter -> a function returning what makes and verifies its records (ChapterRecords for a
 # study of StudyRuns, RecordsOnSeveralData for one on several data sets, TransferRecords for
 # chapter 11's seeds); each in results/<name>/
+# "8-long": chapter 8's long budget, kept apart from "8" so that a verify of chapter 8 (CI's) stays
+# short.
 CHAPTERS = {"4": slim_head_study, "5": training_quick, "6": batch_norm_quick, "8": depth_study_quick,
-            "9": test_protocol_quick, "10": residual_networks_study, "11": transfer_quick}
+            "8-long": depth_study_long, "9": test_protocol_quick, "10": residual_networks_study,
+            "11": transfer_quick}
+
+
+def chapter_order(chapter):
+    """Sort key of ``CHAPTERS``' keys: by chapter number, "8" before "8-long"."""
+    number, _, part = chapter.partition("-")
+    return int(number), part
 
 
 def final_numbers(result):
@@ -347,7 +367,7 @@ def compare(name, before, after, spreads, identical, floor=0.0, quiet=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m vgg_lib.results", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chapter", action="append", choices=sorted(CHAPTERS, key=int),
+    parser.add_argument("--chapter", action="append", choices=sorted(CHAPTERS, key=chapter_order),
                         help="the chapter whose records to make (default: all)")
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="train N recorded runs again and compare (nothing is written)")
@@ -366,7 +386,7 @@ def main(argv=None):
     if not 1 <= part <= parts:
         parser.error(f"--part {options.part}: use I/K with 1 <= I <= K, e.g. 1/2 and 2/2.")
     failed = 0
-    for chapter in options.chapter or sorted(CHAPTERS, key=int):
+    for chapter in options.chapter or sorted(CHAPTERS, key=chapter_order):
         study = CHAPTERS[chapter]()
         if study.threads is not None:
             torch.set_num_threads(study.threads)

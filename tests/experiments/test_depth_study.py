@@ -57,3 +57,24 @@ def test_the_shipped_quick_records_are_the_quick_plan_s_runs_in_fp32():
     plan = depth_study_plan(settings, settings.train_images)
     assert_shipped_records(depth_study_name("quick"), [run for view in plan.values() for run in view],
                            "fp32", 2)
+
+
+def test_the_long_budget_is_every_configuration_and_seed_seed_by_seed_then_its_convergence_check():
+    from vgg_lib.experiments.depth_study import (DEPTH_STUDY_CONFIGS, LONG_CONVERGENCE, LONG_EPOCHS,
+                                                 long_budget_plan)
+
+    settings = DEPTH_STUDY["long"]
+    runs = long_budget_plan(settings, 45_000)
+    study, check = runs[:-1], runs[-1]
+    assert [(run.label, run.seed) for run in study] == [
+        (config, seed) for seed in settings.seeds for config in DEPTH_STUDY_CONFIGS]
+    assert all(run.recipe.epochs == LONG_EPOCHS and run.train_images is None for run in study)
+    assert all(run.spec.width == DEPTH_STUDY["quick"].spec.width for run in runs)   # the quick width
+    assert (check.spec.config, check.seed) == (LONG_CONVERGENCE["config"], LONG_CONVERGENCE["seed"])
+    assert check.recipe == study[0].recipe.replace(epochs=LONG_CONVERGENCE["factor"] * LONG_EPOCHS)
+    assert check.name not in {run.name for run in study}   # its own record
+    # the full profile's data and recipe but for the epochs: the two budgets differ in width
+    full = DEPTH_STUDY["full"]
+    assert (settings.train_images, settings.validation, settings.test_images) == (
+        full.train_images, full.validation, full.test_images)
+    assert settings.recipe == full.recipe.replace(epochs=LONG_EPOCHS)

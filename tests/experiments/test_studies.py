@@ -82,6 +82,16 @@ def test_an_interrupted_study_resumes_without_retraining_finished_runs(tmp_path,
     assert stored["metrics"]["macs"] == forward_macs(TINY) and stored["seed"] == 0
 
 
+def test_a_read_only_study_returns_the_recorded_runs_and_trains_none(tmp_path, monkeypatch):
+    data, runs = random_data(), tiny_runs()
+    run_study(runs[:2], data, tmp_path, progress=False)
+    monkeypatch.setattr(studies, "fit", lambda *args, **kwargs: pytest.fail("trained"))
+    results = run_study(runs, data, tmp_path, progress=False, train=False)
+    assert [r.run for r in results] == runs[:2] and all(r.source == "stored" for r in results)
+    assert run_study(runs[2:], data, tmp_path, progress=False, train=False) == []
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [f"{run.name}.json" for run in runs[:2]]
+
+
 def test_a_stored_result_of_another_run_is_never_reused(tmp_path):
     data = random_data()
     run_study(tiny_runs(seeds=(0,)), data, tmp_path, progress=False)

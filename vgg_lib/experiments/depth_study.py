@@ -36,6 +36,18 @@ PAPER_CONTROL_TOP1_EXCESS = 7
 # trained A, Section 3.1), the compact head (global average pooling + one linear layer, as in
 # chapters 5-6), ten classes. Seeds 0, 1, 2 seed the weights, the data order and augmentation.
 SPEC = ModelSpec(config="A", batch_norm=True, head="compact", num_classes=10)
+# The long budget's epochs, and its convergence check: A (the shallowest network, the one that
+# converges first on the steps it gets) trained for LONG_CONVERGENCE["factor"] times as many
+# epochs, seed 0, must end within LONG_CONVERGENCE["points"] of validation accuracy of the
+# long budget's A runs; otherwise more epochs would still pay and the budget is not "to
+# convergence". NOT FINAL (branch `long`, 2026-12-05): pilots on validation, seed 0, fp32, one
+# thread, the book's 2-core Xeon (records in results/depth_study_long_pilot/; val % after the
+# last epoch, CPU seconds per run): A 10 epochs lr 0.1 74.6, 0.2 75.0, 0.4 75.9 (153-156 s);
+# A 20 epochs lr 0.1 77.0, 0.4 78.1 (311-316 s); E 10 epochs lr 0.1 73.3, 0.4 75.3 (315-317 s).
+# So lr 0.4 for both, and 10 or 20 epochs are far from the criterion (A gains 2.2-2.4 points
+# from 10 to 20). One seed of all seven networks costs ~29 CPU-min per 10 epochs.
+LONG_EPOCHS = 10
+LONG_CONVERGENCE = {"config": "A", "factor": 2, "seed": 0, "points": 1.0}
 DEPTH_STUDY = {
     # Sized to run all 7 configurations x 3 seeds x both budget views (36 distinct runs: A's and
     # A-LRN's equal-compute runs are their equal-epoch runs) in about 5.5 minutes on one CPU
@@ -56,6 +68,17 @@ DEPTH_STUDY = {
     "full": Experiment(SPEC.replace(width=1.0), train_images=None, validation=5_000,
                        test_images=None, seeds=(0, 1, 2),
                        recipe=TrainConfig(epochs=15, batch_size=256, lr=0.1, weight_decay=5e-4,
+                                          label_smoothing=0.1, nesterov=True, tta_flip=False,
+                                          crop_padding=4)),
+    # The long budget (issue #21): the question of the paper's Table 3, does depth help once every
+    # network is trained to convergence?, at the quick study's width on two CPU cores. All of the
+    # training images but the validation split, the full profile's recipe (crop padding 4, batch
+    # 256) and LONG_EPOCHS epochs, the equal-epochs view only (the paper's), fp32, one thread per
+    # run (`make results CHAPTER=8-long`, two processes with --part 1/2 and 2/2). The criterion for
+    # "trained to convergence" is LONG_CONVERGENCE's, checked by the chapter from the records.
+    "long": Experiment(SPEC.replace(width=0.125), train_images=None, validation=5_000,
+                       test_images=None, seeds=(0, 1, 2),
+                       recipe=TrainConfig(epochs=LONG_EPOCHS, batch_size=256, lr=0.1, weight_decay=5e-4,
                                           label_smoothing=0.1, nesterov=True, tta_flip=False,
                                           crop_padding=4)),
 }
@@ -124,3 +147,16 @@ def depth_study_plan(settings, train_images, configs=DEPTH_STUDY_CONFIGS, refere
             plan["equal compute"].append(
                 StudyRun(config, spec, seeded, None if images == train_images else images))
     return plan
+
+
+def long_budget_plan(settings, train_images):
+    """The long budget's runs: every configuration x seed with equal epochs (the paper's view of
+    Table 3), seed by seed (all of seed 0 first, so a set made over several sittings has whole
+    seeds early), then the convergence check of ``LONG_CONVERGENCE`` (its configuration trained
+    for ``factor`` times the epochs, one seed), labelled "<config> x<factor> epochs"."""
+    runs = sorted(depth_study_plan(settings, train_images)["equal epochs"], key=lambda run: run.seed)
+    check = LONG_CONVERGENCE
+    recipe = settings.recipe.replace(seed=check["seed"], epochs=check["factor"] * settings.recipe.epochs)
+    runs.append(StudyRun(f"{check['config']} x{check['factor']} epochs",
+                         depth_study_spec(check["config"], settings), recipe, None))
+    return runs

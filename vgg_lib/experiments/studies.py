@@ -210,7 +210,7 @@ def _steps(run, train_images):
 
 
 def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_models=False,
-              log=None, **fit_options):
+              log=None, train=True, **fit_options):
     """Train every run of ``runs`` (``StudyRun`` objects; a run listed twice trains once) on
     ``data`` that has no record yet, and return one ``RunResult`` per distinct run, in order.
     A record is looked for in ``shipped`` first (read only; "auto": ``runs.shipped_for(folder)``,
@@ -219,7 +219,8 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
     where one of another run raises ``RecordError`` before anything trains (as does an
     unreadable file in either). Each finished run's record is written at once (atomically) into
     ``folder`` only, so an interrupted study loses at most the run it was training.
-    ``folder=None``: nothing is stored.
+    ``folder=None``: nothing is stored. ``train=False``: read only, the runs without a record
+    are left out of the result (a study too long to train where the page is read).
 
     A run that keeps its network (``StudyRun.keep_network``) saves it beside its record before
     the record is written, and its record is used only with that network beside it (else the run
@@ -251,6 +252,8 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
         path = None if folder is None else record_path(folder, run.name)
         stored = _look_up(run, wanted, shipped, folder, path, precision)
         plans.append((run, run_data, path, stored))
+    if not train:
+        plans = [plan for plan in plans if plan[3] is not None]
     to_train = [plan for plan in plans if plan[3] is None]
     total = sum(math.prod(_steps(run, run_data.train_images)) for run, run_data, *_ in to_train)
     bar = None
