@@ -61,7 +61,7 @@ def test_the_shipped_quick_records_are_the_quick_plan_s_runs_in_fp32():
 
 def test_the_long_budget_is_every_configuration_and_seed_seed_by_seed_then_its_convergence_check():
     from vgg_lib.experiments.depth_study import (DEPTH_STUDY_CONFIGS, LONG_CONVERGENCE, LONG_EPOCHS,
-                                                 long_budget_plan)
+                                                 LONG_LR, long_budget_plan)
 
     settings = DEPTH_STUDY["long"]
     runs = long_budget_plan(settings, 45_000)
@@ -77,4 +77,4 @@ def test_the_long_budget_is_every_configuration_and_seed_seed_by_seed_then_its_c
     full = DEPTH_STUDY["full"]
     assert (settings.train_images, settings.validation, settings.test_images) == (
         full.train_images, full.validation, full.test_images)
-    assert settings.recipe == full.recipe.replace(epochs=LONG_EPOCHS)
+    assert settings.recipe == full.recipe.replace(epochs=LONG_EPOCHS, lr=LONG_LR)
