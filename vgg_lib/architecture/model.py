@@ -170,7 +170,7 @@ def check_input(model, x):
         if x.dim() == 3 and channels in (shape[0], shape[-1]):
             fix = (f"add the batch dimension with x.unsqueeze(0), giving {(1, *shape)}"
                    if shape[0] == channels else
-                   f"this looks like one HWC image: use x.permute(2, 0, 1).unsqueeze(0)")
+                   "this looks like one HWC image: use x.permute(2, 0, 1).unsqueeze(0)")
             raise ValueError(f"Got a single image of shape {shape}, but a VGG takes a batch of "
                              f"shape (N, C, H, W): {fix}.")
         raise ValueError(f"Got a {x.dim()}-dimensional tensor of shape {shape}, but a VGG takes "
