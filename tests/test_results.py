@@ -250,4 +250,8 @@ def test_chapter_8s_long_budget_is_its_own_entry_in_fp32_on_one_thread():
     assert chapter.name == depth_study_name("long") and chapter.precision == "fp32"
     assert chapter.threads == 1 and chapter.fit_options == {}   # the chapter evaluates every epoch
     assert chapter.data_kwargs == settings.data_kwargs(torch.device("cpu"))
-    assert sorted(["11", "8-long", "10", "8", "4"], key=results.chapter_order) == ["4", "8", "8-long", "10", "11"]
+    assert sorted(["11", "8-long-pilots", "8-long", "10", "8", "4"], key=results.chapter_order) == [
+        "4", "8", "8-long", "8-long-pilots", "10", "11"]
+    pilots = results.CHAPTERS["8-long-pilots"]()
+    assert pilots.name == depth_study_name("long") + "_pilot" and (pilots.precision, pilots.threads) == ("fp32", 1)
+    assert pilots.data_kwargs == chapter.data_kwargs

@@ -207,11 +207,20 @@ def depth_study_quick():
 def depth_study_long():
     """Chapter 8's long budget (its 21 equal-epoch runs and the convergence check), in fp32 on
     one thread per run: ``--part 1/2`` and ``--part 2/2`` share two cores, and a verify on the
-    same CPU is bit-exact. About 2 CPU-hours in all; a verify of one run takes 3-10 minutes."""
+    same CPU is bit-exact. 4.3 CPU-hours in all (2026-12-05, the book's 2-core Xeon); a verify of one
+    run takes 7-18 minutes of CPU time."""
     settings = depth_study.DEPTH_STUDY["long"]
     train_images = 50_000 - settings.validation
     return ChapterRecords(depth_study.depth_study_name("long"),
                           depth_study.long_budget_plan(settings, train_images),
+                          settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
+
+
+def depth_study_long_pilots():
+    """The pilots that chose the long budget's learning rate and epochs (seed 0, read by chapter
+    8 for their validation accuracy), as the long budget makes its runs. About 29 CPU-minutes."""
+    settings = depth_study.DEPTH_STUDY["long"]
+    return ChapterRecords(depth_study.depth_study_name("long") + "_pilot", depth_study.long_pilot_plan(settings),
                           settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
 
 
@@ -272,12 +281,12 @@ def test_protocol_quick():
 # "8-long": chapter 8's long budget, kept apart from "8" so that a verify of chapter 8 (CI's) stays
 # short.
 CHAPTERS = {"4": slim_head_study, "5": training_quick, "6": batch_norm_quick, "8": depth_study_quick,
-            "8-long": depth_study_long, "9": test_protocol_quick, "10": residual_networks_study,
-            "11": transfer_quick}
+            "8-long": depth_study_long, "8-long-pilots": depth_study_long_pilots, "9": test_protocol_quick,
+            "10": residual_networks_study, "11": transfer_quick}
 
 
 def chapter_order(chapter):
-    """Sort key of ``CHAPTERS``' keys: by chapter number, "8" before "8-long"."""
+    """Sort key of ``CHAPTERS``' keys: by chapter number, "8" before "8-long" and "8-long-pilots"."""
     number, _, part = chapter.partition("-")
     return int(number), part
 

@@ -3,7 +3,7 @@ estimates."""
 
 import pytest
 
-from support import ROOT, assert_shipped_records
+from support import assert_shipped_records
 from vgg_lib.experiments import studies
 from vgg_lib.experiments.depth_study import DEPTH_STUDY, QUICK_RATES, depth_study_plan
 from vgg_lib.experiments.studies import estimate_study_seconds
@@ -82,18 +82,16 @@ def test_the_long_budget_is_every_configuration_and_seed_seed_by_seed_then_its_c
 
 def test_the_shipped_long_budget_records_are_its_plan_s_runs_in_fp32_on_one_thread():
     """results/depth_study_long/ holds one record per run of the long budget's plan (its 21
-    equal-epoch runs and the convergence check), of that very run (the data's fingerprint aside,
-    which chapter 8's nbval run checks: all 22 read), made in fp32 on one thread; and the pilots
-    that chose its learning rate and epochs ran on its data and recipe but for those two."""
-    from vgg_lib.experiments.depth_study import depth_study_name, long_budget_plan
-    from vgg_lib.experiments.runs import read_record
+    equal-epoch runs and the convergence check), and results/depth_study_long_pilot/ one per
+    pilot, each of that very run (the data's fingerprint aside, which chapter 8's nbval run
+    checks: all 29 read), made in fp32 on one thread."""
+    from vgg_lib.experiments.depth_study import depth_study_name, long_budget_plan, long_pilot_plan
 
     settings = DEPTH_STUDY["long"]
     assert_shipped_records(depth_study_name("long"), long_budget_plan(settings, 45_000), "fp32", 1)
-    pilots = [read_record(p) for p in sorted((ROOT / "results" / "depth_study_long_pilot").glob("*.json"))]
-    assert len(pilots) == 7
-    for pilot in pilots:
-        recipe = {k: v for k, v in pilot.identity["recipe"].items() if k not in ("epochs", "lr")}
-        assert recipe == {k: v for k, v in settings.recipe.to_dict().items() if k not in ("epochs", "lr")}
-        assert pilot.identity["spec"]["width"] == settings.spec.width and pilot.identity["train_images"] is None
-        assert pilot.precision == "fp32" and pilot.threads == 1
+    pilots = long_pilot_plan(settings)
+    assert_shipped_records(depth_study_name("long") + "_pilot", pilots, "fp32", 1)
+    # the pilots differ from the study's runs in epochs and peak learning rate only
+    assert all(run.recipe.replace(epochs=settings.recipe.epochs, lr=settings.recipe.lr) ==
+               settings.recipe for run in pilots)
+    assert all(run.spec == settings.spec.replace(config=run.spec.config) for run in pilots)
