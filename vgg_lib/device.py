@@ -124,3 +124,10 @@ def autocast(device, precision):
 def default_channels_last(device):
     """NHWC memory layout: faster on CUDA (tensor cores) and on CPUs (oneDNN), not on MPS."""
     return torch.device(device).type in ("cuda", "cpu")
+
+
+def synchronise(device):
+    """Wait for ``device``'s queued work (CUDA runs kernels asynchronously), so that a clock read
+    next times what was launched; nothing to wait for on a CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

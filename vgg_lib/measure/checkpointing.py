@@ -41,6 +41,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..architecture.model import VGG
 from ..architecture.naming import features_of, paper_names
+from ..device import synchronise
 from ..tables import text_table
 from .counting import layer_macs, megabytes
 from .saved_tensors import measure_saved_activations
@@ -299,11 +300,6 @@ def memory_rows(model, segmentings=SEGMENTINGS, image_size=224, batch_size=1):
     return rows
 
 
-def _synchronise(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _step(model, x, backward=True):
     model.zero_grad(set_to_none=True)
     out = model(x).sum()
@@ -322,10 +318,10 @@ def time_step(model, x, repeats=2, backward=True):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             before = torch.cuda.memory_allocated(device)
-        _synchronise(device)
+        synchronise(device)
         started = time.perf_counter()
         _step(model, x, backward)
-        _synchronise(device)
+        synchronise(device)
         times.append(time.perf_counter() - started)
         if device.type == "cuda":
             cuda_peak = torch.cuda.max_memory_allocated(device) - before

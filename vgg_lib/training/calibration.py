@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..device import resolve_precision
+from ..device import resolve_precision, synchronise
 from ..evaluation.engine import evaluate
 from .data import CIFAR10Data
 from .loop import fit
@@ -51,17 +51,17 @@ def measure_rates(spec, recipe, device, precision="auto", steps=6, warmup=2, eva
     quiet = dict(precision=precision, progress=False, test=False, eval_every_epoch=False, epochs=1)
     if warmup:
         fit(model, data, recipe, max_steps=warmup, **quiet)
-    _synchronise(device)
+    synchronise(device)
     start = time.perf_counter()
     fit(model, data, recipe, max_steps=steps, **quiet)
-    _synchronise(device)
+    synchronise(device)
     train = steps * batch / (time.perf_counter() - start)
     evaluation = _random_data(512 * eval_batches, device, seed=1)
     evaluate(model, _first_batch(evaluation), precision=precision)   # warm-up
-    _synchronise(device)
+    synchronise(device)
     start = time.perf_counter()
     evaluate(model, evaluation, precision=precision)
-    _synchronise(device)
+    synchronise(device)
     evaluate_rate = 512 * eval_batches / (time.perf_counter() - start)
     return Rates(train, evaluate_rate, resolve_precision(precision, device), steps)
 
@@ -69,8 +69,3 @@ def measure_rates(spec, recipe, device, precision="auto", steps=6, warmup=2, eva
 def _first_batch(data):
     return CIFAR10Data(data.x_train, data.y_train, data.x_test[:512], data.y_test[:512],
                        data.classes, data.source, data.mean, data.std)
-
-
-def _synchronise(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
