@@ -4,14 +4,17 @@ evaluated by it."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from support import randomise_batch_norm
 from vgg_lib.architecture.dense import to_fully_convolutional
 from vgg_lib.architecture.model import ModelSpec, vgg
-from vgg_lib.evaluation.engine import evaluate_protocols, worker_plan
+from vgg_lib.evaluation.engine import (Networks, evaluate, evaluate_protocols,
+                                       protocol_posteriors, worker_plan)
 from vgg_lib.evaluation.protocols import (View, centre_crop, combine, crop_grid, dense,
                                           dense_and_multi_crop, flip_average, multi_crop,
-                                          protocol_macs, protocol_suite, single_crop)
+                                          protocol_macs, protocol_suite, shifted_flips,
+                                          single_crop)
 from vgg_lib.measure.counting import costs
 from vgg_lib.training.data import CIFAR10Data
 from vgg_lib.training.folders import evaluation_transform
@@ -102,3 +105,77 @@ def test_dense_evaluation_of_images_of_any_size():
     assert log_posteriors.shape == (1, 3) and torch.allclose(log_posteriors.exp().sum(1), torch.ones(1))
     with pytest.raises(ValueError, match="test scale"):
         dense(())
+
+
+def shifted_by_hand(x, shift):
+    """The prototype's test-time translation: reflect-pad 1 pixel, cut at (0, 0) (``shift`` +1:
+    down-right) or at (2, 2) (-1: up-left)."""
+    start = 1 - shift
+    return F.pad(x, (1, 1, 1, 1), mode="reflect")[:, :, start:start + 32, start:start + 32]
+
+
+def test_a_shifted_view_is_the_model_as_built_on_the_reflect_padded_image():
+    spec = ModelSpec("A", batch_norm=True, width=0.0625, head="fc-2x2", num_classes=10)
+    torch.manual_seed(0)
+    model = randomise_batch_norm(spec.build()).eval()
+    data = tiny_data(test=8)
+    images = data.x_test
+    views = [View(None, flip, shift=(s, s)) for s in (1, -1) for flip in (False, True)]
+    network = Networks(model)
+    computed = network.log_posteriors(images, views, data.normalize, images.device, "fp32")
+    assert network.converted is None  # the model as built, not its fully-convolutional version
+    x = data.normalize(images)
+    with torch.no_grad():
+        for view in views:
+            shifted = shifted_by_hand(x, view.shift[0])
+            expected = model(shifted.flip(3) if view.flip else shifted).log_softmax(1)
+            assert torch.equal(computed[view], expected), view
+    assert not torch.equal(computed[views[0]], computed[views[2]])
+    # reprs of the views without a shift are the dataclass's as before; a shift shows
+    assert repr(View(32)) == "View(scale=32, flip=False, crop=None, top=None, left=None)"
+    assert repr(View(32, shift=(1, -2))).endswith("left=None, shift=(1, -2))")
+    assert View(32, shift=(0, 0)) == View(32) and View(32, shift=[1, 1]).shift == (1, 1)
+
+
+def test_flip_and_shifts_weigh_the_plain_pair_one_half_and_each_shifted_pair_one_quarter():
+    protocol = shifted_flips()
+    assert protocol.name == "flip + 1-pixel shifts" and len(list(protocol.views())) == 6
+    spec = ModelSpec("A", batch_norm=True, width=0.0625, head="fc-2x2", num_classes=10)
+    torch.manual_seed(0)
+    model = randomise_batch_norm(spec.build()).eval()
+    data = tiny_data(test=16)
+    (posteriors,) = protocol_posteriors(model, data.x_test, [protocol], data.normalize).values()
+    x = data.normalize(data.x_test)
+    with torch.no_grad():
+        def pair(v):
+            return (model(v).softmax(1) + model(v.flip(3)).softmax(1)) / 2
+        expected = (0.5 * pair(x) + 0.25 * pair(shifted_by_hand(x, 1))
+                    + 0.25 * pair(shifted_by_hand(x, -1)))
+    assert torch.allclose(posteriors, expected, atol=1e-6)
+    assert not torch.allclose(posteriors, pair(x), atol=1e-6)
+    converted = to_fully_convolutional(model)
+    assert protocol_macs(protocol, converted) == 6 * costs(converted, 32).macs
+    # evaluate() takes it: its accuracy is that of the hand-made average
+    loss, accuracy = evaluate(model, data, protocol=protocol, precision="fp32")
+    assert accuracy == pytest.approx((expected.argmax(1) == data.y_test).float().mean().item())
+    assert loss == pytest.approx(F.nll_loss(expected.log(), data.y_test).item(), rel=1e-5)
+    # a crop at a scale, and the crops of a folder's images: the device mirrors and translates
+    cropped = shifted_flips(2, crop=32, scale=36)
+    assert cropped.name == "centre crop 32 at Q=36, flip + 2-pixel shifts"
+    prepare, on_device = worker_plan(list(cropped.views()))
+    assert prepare == (36, 32)
+    assert set(on_device.values()) == {View(None, f, shift=s) for f in (False, True)
+                                       for s in (None, (2, 2), (-2, -2))}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: View(32, shift=1), r"shift=1: use None or \(dy, dx\)"),
+    (lambda: View(32, shift=(1, 0.5)), r"shift=\(1, 0.5\)"),
+    (lambda: View(32, shift=(True, 1)), r"shift=\(True, 1\)"),
+    (lambda: View(None, shift=(4, 4)).window(4, 8), r"A shift of \(4, 4\) pixels does not fit a 4x8"),
+    (lambda: shifted_flips(0), r"shift=0: use a whole number of pixels >= 1"),
+    (lambda: shifted_flips(1.5), r"shift=1.5"),
+])
+def test_bad_shifts_are_refused_with_what_to_do(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -153,15 +153,16 @@ def protocol_posteriors(model, images, protocols, normalize, precision="fp32"):
 
 def worker_plan(views):
     """For images of different sizes: ((Q, crop), {view: what remains on the device}). When
-    every view is the centre crop of one scale (flipped or not), the workers rescale and cut it
-    and the device only mirrors: batches of equal crops. Otherwise the workers rescale each
-    image's shorter side to the largest Q (None: as it is), crop None, and the device does the
-    rest image by image (the smaller scales are rescaled from the largest one)."""
+    every view is the centre crop of one scale (flipped, translated or not), the workers rescale
+    and cut it and the device only mirrors and translates: batches of equal crops. Otherwise the
+    workers rescale each image's shorter side to the largest Q (None: as it is), crop None, and
+    the device does the rest image by image (the smaller scales are rescaled from the largest
+    one)."""
     shapes = {(v.scale, v.crop, v.top, v.left) for v in views}
     if len(shapes) == 1:
         scale, crop, top, left = shapes.pop()
         if crop is not None and top is None and left is None:
-            return (scale, crop), {v: View(None, v.flip) for v in views}
+            return (scale, crop), {v: View(None, v.flip, shift=v.shift) for v in views}
     scales = [v.scale for v in views]
     return (None if None in scales else max(scales), None), {}
 

@@ -5,17 +5,19 @@ for CIFAR's tensors and for folders of images of any size (``vgg_lib.evaluation.
 A protocol is a tree of *views*: a view is one forward pass on one version of the image: its
 shorter side rescaled to Q ("scale"), then all of it ("dense": the fully-convolutional network,
 ``vgg_lib.architecture.dense``, its class-score map averaged over the positions, the paper's
-sum-pooling) or one ``crop`` x ``crop`` window of it, mirrored or not. Each view gives soft-max
-class posteriors; a protocol averages the posteriors of its parts, as the paper averages over
-flips, over scales and, for "multi-crop & dense", over the two methods. The test-time flip is
-one such average, whatever the data (``flip_average``, ``TrainConfig.tta_flip``).
+sum-pooling) or one ``crop`` x ``crop`` window of it, translated by a few pixels or not (the
+borders filled by reflection: airbench's test-time translation), mirrored or not. Each view
+gives soft-max class posteriors; a protocol averages the posteriors of its parts, as the paper
+averages over flips, over scales and, for "multi-crop & dense", over the two methods. The
+test-time flip is one such average, whatever the data (``flip_average``,
+``TrainConfig.tta_flip``); flip + shifts another (``shifted_flips``, ``TrainConfig.tta_shift``).
 
-A view whose input is the image as it is (no rescaling, no crop) runs through the network as
-built; every other view through its fully-convolutional version.
+A view whose input is the image as it is (no rescaling, no crop; mirrored or translated or not)
+runs through the network as built; every other view through its fully-convolutional version.
 """
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import torch
@@ -29,13 +31,16 @@ from ..measure.counting import costs
 class View:
     """One forward pass: the image's shorter side rescaled to ``scale`` (None: as it is); all of
     it (``crop`` None: dense) or the ``crop`` x ``crop`` window at (top, left) of the rescaled
-    image (None: centred); mirrored when ``flip``."""
+    image (None: centred); that input translated by ``shift`` = (dy, dx) pixels (down and right;
+    negative: up and left), the same size, the uncovered border filled by reflecting the input
+    (None: not translated); mirrored when ``flip`` (after the translation)."""
 
     scale: int = None
     flip: bool = False
     crop: int = None
     top: int = None
     left: int = None
+    shift: tuple = None
 
     def __post_init__(self):
         if self.crop is not None and self.crop == self.scale:  # a crop of all of it: dense
@@ -43,6 +48,18 @@ class View:
         if self.crop is None:
             object.__setattr__(self, "top", None)
             object.__setattr__(self, "left", None)
+        if self.shift is not None:
+            shift = tuple(self.shift) if isinstance(self.shift, (tuple, list)) else None
+            if shift is None or len(shift) != 2 or not all(
+                    isinstance(d, int) and not isinstance(d, bool) for d in shift):
+                raise ValueError(f"shift={self.shift!r}: use None or (dy, dx), two whole "
+                                 "numbers of pixels, e.g. (1, 1) or (-1, -1).")
+            object.__setattr__(self, "shift", None if shift == (0, 0) else shift)
+
+    def __repr__(self):  # the dataclass's, with ``shift`` only where there is one
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if f.name != "shift" or self.shift is not None]
+        return f"View({', '.join(shown)})"
 
     @property
     def input_size(self):
@@ -52,29 +69,37 @@ class View:
     def window(self, height, width):
         """This view on a ``height`` x ``width`` image, with every size worked out: a ``Window``."""
         size = rescaled_size(height, width, self.scale)
+        side = size if self.crop is None else (self.crop, self.crop)
+        if self.shift is not None and not all(abs(d) < s for d, s in zip(self.shift, side)):
+            raise ValueError(f"A shift of {self.shift} pixels does not fit a {side[0]}x{side[1]} "
+                             "input (reflection needs |dy| < its height and |dx| < its width); "
+                             "use a smaller shift.")
         if self.crop is None:
-            return Window(size, None, 0, 0, self.flip)
+            return Window(size, None, 0, 0, self.flip, self.shift)
         if self.crop > min(size):
             raise ValueError(f"A {self.crop}-pixel crop does not fit in a {height}x{width} image "
                              f"rescaled to {size[0]}x{size[1]} (Q={self.scale}); use Q >= the crop.")
         top = (size[0] - self.crop) // 2 if self.top is None else self.top
         left = (size[1] - self.crop) // 2 if self.left is None else self.left
-        return Window(size, self.crop, top, left, self.flip)
+        return Window(size, self.crop, top, left, self.flip, self.shift)
 
 
 @dataclass(frozen=True)
 class Window:
     """A view resolved for one image size: rescale to ``size`` (height, width), cut the ``crop``
-    window at (top, left) (``crop`` None: keep all of it), mirror when ``flip``."""
+    window at (top, left) (``crop`` None: keep all of it), translate it by ``shift`` (reflecting
+    at the borders; None: not), mirror when ``flip``."""
 
     size: tuple
     crop: int
     top: int
     left: int
     flip: bool
+    shift: tuple = None
 
     def native(self, height, width):
-        """True when the window is the image itself (or its mirror image): no rescaling, no crop."""
+        """True when the window has the image's own size, so that the network as built takes it:
+        the image itself, or its mirror image or translation (no rescaling, no crop)."""
         return self.size == (height, width) and self.crop is None
 
     def cut(self, images):
@@ -82,6 +107,8 @@ class Window:
         x = resize_images(images, self.size)
         if self.crop is not None:
             x = x[:, :, self.top:self.top + self.crop, self.left:self.left + self.crop]
+        if self.shift is not None:
+            x = translate(x, *self.shift)
         return x.flip(3) if self.flip else x
 
 
@@ -98,6 +125,19 @@ class Protocol:
 
     def __repr__(self):
         return f"Protocol({self.name!r}, {sum(1 for _ in self.views())} views)"
+
+
+def translate(images, dy, dx):
+    """The batch ``images`` (B, C, H, W) moved ``dy`` pixels down and ``dx`` right (negative: up,
+    left), the same size, the uncovered border filled by reflection (``F.pad``'s "reflect", as
+    airbench's test-time translation): reflect-pad |dy|, |dx| on every side, cut the original
+    size back out."""
+    if dy == 0 and dx == 0:
+        return images
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (abs(dx), abs(dx), abs(dy), abs(dy)), mode="reflect")
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[:, :, top:top + height, left:left + width]
 
 
 def rescaled_size(height, width, scale):
@@ -137,10 +177,32 @@ def centre_crop(scale=None, crop=None, flip=False, name=None):
     ``eval_scale``, ``crop`` and ``tta_flip``)."""
     if crop is not None and scale is not None:
         _check_scale(scale, crop)
-    described = ("the images as they are" if scale is None and crop is None else
-                 f"centre crop {crop} at Q={scale}" if crop is not None else f"Q={scale}")
-    return Protocol(name or described + (", flip" if flip else ""),
+    return Protocol(name or _described(scale, crop) + (", flip" if flip else ""),
                     _with_flip((View(scale, False, crop),), flip))
+
+
+def _described(scale, crop):
+    return ("the images as they are" if scale is None and crop is None else
+            f"centre crop {crop} at Q={scale}" if crop is not None else f"Q={scale}")
+
+
+def shifted_flips(shift=1, crop=None, scale=None):
+    """"flip + 1-pixel shifts" (airbench's test-time translation): the centre ``crop`` of the
+    image rescaled to ``scale`` (both None: the images as they are, as ``centre_crop``) and its
+    mirror image, plus that input translated ``shift`` pixels diagonally both ways, down-right
+    and up-left (borders reflected), each with its mirror image: 6 views. Protocols average their
+    parts equally, so this one nests them to weigh the plain pair 1/2 and each translated pair
+    1/4 (airbench's weights): a Protocol of [the flip pair, a Protocol of the two translated
+    flip pairs]."""
+    if not isinstance(shift, int) or isinstance(shift, bool) or shift < 1:
+        raise ValueError(f"shift={shift!r}: use a whole number of pixels >= 1.")
+    plain = centre_crop(scale, crop, flip=True)
+    (view, _) = plain.parts
+    shifted = Protocol(f"{shift}-pixel shifts, flip",
+                       _with_flip((replace(view, shift=(shift, shift)),
+                                   replace(view, shift=(-shift, -shift))), True))
+    described = "" if scale is None and crop is None else _described(scale, crop) + ", "
+    return Protocol(f"{described}flip + {shift}-pixel shifts", (plain, shifted))
 
 
 def single_crop(crop=32, scale=None):
