@@ -166,6 +166,8 @@ def test_flip_and_shifts_weigh_the_plain_pair_one_half_and_each_shifted_pair_one
     assert prepare == (36, 32)
     assert set(on_device.values()) == {View(None, f, shift=s) for f in (False, True)
                                        for s in (None, (2, 2), (-2, -2))}
+    (result,) = evaluate_protocols(model, data, [cropped], progress=False, precision="fp32").values()
+    assert result.views == 6 and result.macs == 6 * costs(converted, 32).macs
 
 
 @pytest.mark.parametrize("make, message", [

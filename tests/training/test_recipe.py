@@ -7,9 +7,11 @@ from dataclasses import fields
 import pytest
 import torch
 
+from support import colour_data
 from vgg_lib import ModelSpec, TrainConfig, count_parameters, fit, vgg
+from vgg_lib.evaluation.engine import evaluate
 from vgg_lib.training.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
-from vgg_lib.training.loop import make_optimizer
+from vgg_lib.training.loop import make_optimizer, recipe_protocol
 from vgg_lib.training.profiles import get_profile
 from vgg_lib.training.recipe import PAPER_IMAGENET_AUGMENTATION
 
@@ -140,3 +142,34 @@ def test_recipe_scale_jitter_is_checked_and_round_trips():
         TrainConfig(scale_jitter=(48, 32), crop_padding=0)
     with pytest.raises(ValueError, match="set crop_padding=0"):
         TrainConfig(scale_jitter=(32, 48))
+
+
+def test_tta_shift_is_checked_and_left_out_of_the_dict_at_its_default():
+    """airbench's test-time translation: a setting added after records were shipped, so
+    ``to_dict`` leaves it out while it is 0 and every shipped recipe dict reads back unchanged."""
+    for changes, message in ((dict(tta_shift=-1, tta_flip=True), r"tta_shift=-1 \(a whole number >= 0\)"),
+                             (dict(tta_shift=1.5, tta_flip=True), r"tta_shift=1.5"),
+                             (dict(tta_shift=True, tta_flip=True), r"tta_shift=True"),
+                             (dict(tta_shift=1), r"tta_shift=1 with tta_flip=False.*set tta_flip=True")):
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(**changes)
+    plain, shifted = TrainConfig(tta_flip=True), TrainConfig(tta_flip=True, tta_shift=1)
+    assert "tta_shift" not in plain.to_dict() and shifted.to_dict()["tta_shift"] == 1
+    assert set(plain.to_dict()) == set(TrainConfig.field_names()) - {"tta_shift"}
+    assert TrainConfig.from_dict(shifted.to_dict()) == shifted
+    assert TrainConfig.from_dict(plain.to_dict()) == plain and plain.tta_shift == 0
+    assert shifted.differences(plain) == ["tta_shift"]
+
+
+def test_fit_evaluates_with_flip_and_shifts_when_the_recipe_says_so():
+    data = colour_data()
+    torch.manual_seed(0)
+    model = vgg("A", batch_norm=True, head="compact", num_classes=10, width=1 / 16)
+    recipe = TrainConfig(epochs=1, batch_size=32, tta_flip=True, tta_shift=1)
+    history = fit(model, data, recipe, progress=False, precision="fp32")
+    protocol = recipe_protocol(recipe, data.image_size)
+    assert protocol.name == "centre crop 32 at Q=32, flip + 1-pixel shifts"
+    assert history.config["evaluation"] == protocol.name and history.config["tta_shift"] == 1
+    loss, accuracy = evaluate(model, data, protocol=protocol, precision="fp32")
+    assert history.test == pytest.approx(dict(loss=loss, accuracy=accuracy))
+    assert recipe_protocol(recipe.replace(tta_shift=0), 32).name == "centre crop 32 at Q=32, flip"

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..device import autocast, default_channels_last, resolve_precision
 from ..evaluation.engine import evaluate
-from ..evaluation.protocols import Protocol, centre_crop
+from ..evaluation.protocols import Protocol, centre_crop, shifted_flips
 from .checkpoint import (check_checkpoint_folder, check_resumable, load_checkpoint,
                          read_checkpoint, save_checkpoint)
 from .data import training_subset
@@ -77,8 +77,11 @@ def make_optimizer(model, recipe):
 def recipe_protocol(recipe, image_size):
     """How ``fit`` evaluates: each image's shorter side rescaled to the recipe's ``eval_scale``
     (None: not rescaled), its centre ``crop`` (None: the images' own side), with its mirror
-    image when ``tta_flip``. For CIFAR-10 by default: the images as they are."""
+    image when ``tta_flip``, and with its translations by ``tta_shift`` pixels too when that is
+    set (``shifted_flips``). For CIFAR-10 by default: the images as they are."""
     crop = recipe.crop or image_size
+    if recipe.tta_shift:
+        return shifted_flips(recipe.tta_shift, crop, recipe.eval_scale or crop)
     return centre_crop(recipe.eval_scale or crop, crop, flip=recipe.tta_flip)
 
 
@@ -139,9 +142,9 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     Evaluation follows the book's rule: the validation split (when the data has one) after every
     epoch (``eval_every_epoch=False``: after the last one only), the test set once, when the run
     has finished (``history.test``); ``test=False`` leaves the test set alone, as tuning runs
-    must. ``protocol``: how (default: the recipe's ``eval_scale``, ``crop`` and ``tta_flip``,
-    ``recipe_protocol``). ``train_eval_images=n`` (CIFAR's tensors): after every epoch also
-    evaluate ``n`` fixed training images (class-balanced, chosen with seed 0:
+    must. ``protocol``: how (default: the recipe's ``eval_scale``, ``crop``, ``tta_flip`` and
+    ``tta_shift``, ``recipe_protocol``). ``train_eval_images=n`` (CIFAR's tensors): after every
+    epoch also evaluate ``n`` fixed training images (class-balanced, chosen with seed 0:
     ``train_eval_data``), unaugmented, in eval mode and by the same protocol as the validation
     split (``train_eval_loss``, ``train_eval_accuracy`` in each epoch's record): how well the
     network fits its training data at the end of the epoch, unlike ``train_loss``, the running
