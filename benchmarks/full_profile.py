@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from vgg_lib.device import resolve_precision  # noqa: E402
 from vgg_lib.training.cifar10 import load_cifar10  # noqa: E402
 from vgg_lib.training.data import DataError  # noqa: E402
+from vgg_lib.training.loop import recipe_protocol  # noqa: E402
 from vgg_lib import evaluate, fit  # noqa: E402
 from vgg_lib.training.profiles import get_profile, train_flop_per_image  # noqa: E402
 from vgg_lib.training.reproducibility import seed_everything  # noqa: E402
@@ -122,7 +123,8 @@ def main(argv=None):
     sync(device)
     wall = time.perf_counter() - started
     if history.test is None:  # stopped by --max-steps (a smoke test): evaluate anyway
-        loss, accuracy = evaluate(model, data, tta_flip=recipe.tta_flip, precision=precision)
+        loss, accuracy = evaluate(model, data, protocol=recipe_protocol(recipe, data.image_size),
+                                  precision=precision)
         history.test = dict(loss=loss, accuracy=accuracy)
 
     flop = train_flop_per_image(spec)
