@@ -84,8 +84,8 @@ class TrainConfig:
                "the identity (torch.nn.init.dirac_), the rest keeping the model's initialisation "
                "(the first convolution is left alone with whiten_first_layer)")
     bn_scale: bool = setting(
-        True, "train the batch-norm scales; False: left out of the optimiser, they stay at "
-              "their initial 1 (airbench)")
+        True, "train the batch-norm scales; False: left out of the optimiser, they keep their "
+              "value, 1 in a fresh network (airbench)")
     bn_bias_lr: float = setting(
         1.0, "multiplier of the learning rate of the batch-norm biases (shifts), a parameter "
              "group of their own that follows the schedule (airbench: 64)")
