@@ -48,6 +48,9 @@ def same_weights(a, b):
 
 SETTINGS = dict(epochs=3, lr=0.05, batch_size=32, label_smoothing=0.1, progress=False,
                 precision="fp32")
+# every airbench setting of the recipe switched on (vgg_lib/training/airbench.py)
+AIRBENCH = dict(whiten_first_layer=True, dirac_init=True, bn_scale=False, bn_bias_lr=8.0,
+                bn_momentum=0.4, lookahead=True, alternating_flip=True)
 
 
 TRAIN_IMAGES = 288  # synthetic_npz's training images

@@ -4,8 +4,9 @@ scenarios that need a hook inside the run. Not a test module (pytest collects te
     python -m torch.distributed.run --standalone --nproc_per_node=2 tests/training/ddp_worker.py \
         SCENARIO OUT_DIR STEP -- <vgg_lib.train arguments>
 
-runs:   the run without batch norm, the one with it, and one with scale jittering, in one process
-        group (setup() reuses it); every rank saves its final state dict as OUT_DIR/<name>-rank<r>.pt
+runs:   the run without batch norm, the one with it, one with scale jittering and two with airbench's
+        settings (without and with batch norm), in one process group (setup() reuses it); every
+        rank saves its final state dict as OUT_DIR/<name>-rank<r>.pt
 killed: rank 1 kills itself (SIGKILL) at optimiser step STEP
 hang:   rank 1 stops taking part (sleeps) at step STEP; rank 0 must time out
 """
@@ -20,6 +21,12 @@ import torch
 import torch.distributed as dist
 
 from vgg_lib.train import build_parser, main, run
+
+# airbench's settings (vgg_lib/training/airbench.py), without batch norm and with its own ones
+AIRBENCH = ["--no-batch-norm", "--whiten-first-layer", "--dirac-init", "--lookahead",
+            "--alternating-flip"]
+AIRBENCH_BN = ["--batch-norm", "--whiten-first-layer", "--dirac-init", "--lookahead",
+               "--alternating-flip", "--no-bn-scale", "--bn-bias-lr", "8", "--bn-momentum", "0.4"]
 
 scenario, out, step_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 argv = sys.argv[sys.argv.index("--") + 1:]
@@ -37,7 +44,8 @@ def at_step(action):
 if scenario == "runs":
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
     for name, flags in (("plain", ["--no-batch-norm"]), ("bn", ["--batch-norm"]),
-                        ("jitter", ["--no-batch-norm", "--scale-jitter", "32", "40", "--crop-padding", "0"])):
+                        ("jitter", ["--no-batch-norm", "--scale-jitter", "32", "40", "--crop-padding", "0"]),
+                        ("airbench", AIRBENCH), ("airbench-bn", AIRBENCH_BN)):
         args = build_parser().parse_args(argv + flags + ["--checkpoint", f"{out}/{name}.pt"])
         model, history, _ = run(args)
         torch.save(model.state_dict(), f"{out}/{name}-rank{rank}.pt")

@@ -1,7 +1,7 @@
 """Data parallelism under torchrun, on CPUs with the gloo backend (no GPU needed).
 
 Three torchrun launches of 2 processes each (most of each launch is importing torch in three
-processes), plus three 1-process runs inside pytest:
+processes), plus four 1-process runs inside pytest:
 
 * without batch norm, a 2-process run with global batch 64 ends within a stated tolerance of the
   1-process run with the same global batch, seed and augmentation, with pad-and-crop and with
@@ -9,6 +9,9 @@ processes), plus three 1-process runs inside pytest:
 * with batch norm (no SyncBatchNorm: PyTorch runs it on GPUs only) the two runs differ, because
   each rank normalises with the statistics of its own 32 images: the learned parameters are the
   same on both ranks, the running statistics are not;
+* airbench's settings (whitened first layer, dirac init, lookahead, alternating flips) keep a
+  2-process run within the tolerance of the 1-process one, and with batch norm (frozen scales,
+  their biases' own learning rate, a momentum) keep the ranks' learned parameters identical;
 * a rank that hangs in epoch 2 makes the run stop, with one clear line, after the process
   group's timeout; the run, killed after an epoch, resumes from the epoch-1 checkpoint and
   finishes with exactly the weights of the uninterrupted 2-process run.
@@ -43,6 +46,8 @@ COMMON = ["--profile", "quick", "--config", "A", "--width", "0.0625", "--head", 
 # is far below what a real difference moves them: per-rank batch norm moved them by 8e-3.
 TOLERANCE = 1e-4
 JITTER = ["--no-batch-norm", "--scale-jitter", "32", "40", "--crop-padding", "0"]  # the worker's "jitter" run
+AIRBENCH = ["--no-batch-norm", "--whiten-first-layer", "--dirac-init", "--lookahead",
+            "--alternating-flip"]  # the worker's "airbench" run
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +132,24 @@ def test_two_processes_match_one_process_with_scale_jittering(two_process_runs, 
     assert two["config"]["scale_jitter"] == [32, 40] and two["config"]["world_size"] == 2
     assert difference < TOLERANCE
     assert np.allclose(two["steps"], history.steps, rtol=0, atol=TOLERANCE)
+
+
+def test_airbench_settings_two_processes_match_one_process(two_process_runs, monkeypatch):
+    """Every rank whitens, initialises, averages (lookahead) and flips alike: without batch norm
+    the 2-process run is the 1-process one; with it, its learned parameters are the same on
+    both ranks and its batch-norm scales, left out of training, stay at 1."""
+    workdir, _ = two_process_runs
+    rank0 = torch.load(workdir / "airbench-rank0.pt", weights_only=True)
+    single, history = one_process_run(workdir, monkeypatch, *AIRBENCH,
+                                      "--checkpoint", str(workdir / "single-airbench.pt"))
+    two = json.loads((workdir / "airbench.json").read_text())["history"]
+    assert two["config"]["lookahead"] and two["config"]["world_size"] == 2
+    assert largest_difference(single, rank0) < TOLERANCE
+    assert np.allclose(two["steps"], history.steps, rtol=0, atol=TOLERANCE)
+    bn0, bn1 = (torch.load(workdir / f"airbench-bn-rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert largest_difference(bn0, bn1) == 0
+    scales = [k for k in bn0 if k.endswith(".weight") and bn0[k].ndim == 1 and "classifier" not in k]
+    assert scales and all(torch.equal(bn0[k], torch.ones_like(bn0[k])) for k in scales)
 
 
 def test_batch_norm_two_processes_use_per_rank_statistics(two_process_runs, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from support import SETTINGS, colour_data, same_weights, tiny_model
+from support import AIRBENCH, SETTINGS, colour_data, same_weights, tiny_model
 from vgg_lib import device as device_module
 from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.device import resolve_precision
@@ -82,21 +82,33 @@ def test_same_seed_same_history_other_seed_other_history():
     assert h0.steps != h2.steps and not same_weights(m0, m2)
 
 
-@pytest.mark.parametrize("stop_after_steps", [3, 4])  # at an epoch boundary, and mid-epoch
-def test_resume_ends_with_exactly_the_uninterrupted_weights(tmp_path, stop_after_steps):
+# airbench's settings (test_fast_recipe.py): 6 epochs of 3 steps, so that lookahead's average,
+# updated at steps 10 and 15, is under way at the interruption
+LOOKAHEAD, ALL_TRICKS = dict(epochs=6, lookahead=True), dict(epochs=6, **AIRBENCH)
+
+
+@pytest.mark.parametrize("changes, stop_after_steps", [
+    ({}, 3), ({}, 4),                        # at an epoch boundary, and mid-epoch
+    (LOOKAHEAD, 12), (LOOKAHEAD, 13), (ALL_TRICKS, 13)])
+def test_resume_ends_with_exactly_the_uninterrupted_weights(tmp_path, changes, stop_after_steps):
     data = colour_data()
+    settings = dict(SETTINGS, **changes)
     straight = tiny_model()
-    history = fit(straight, data, checkpoint_path=tmp_path / "straight.pt", **SETTINGS)
+    history = fit(straight, data, checkpoint_path=tmp_path / "straight.pt", **settings)
 
     path = tmp_path / "interrupted.pt"
     first_session = tiny_model()
-    partial = fit(first_session, data, checkpoint_path=path, max_steps=stop_after_steps, **SETTINGS)
+    partial = fit(first_session, data, checkpoint_path=path, max_steps=stop_after_steps, **settings)
     assert partial.stopped_at_step == stop_after_steps
+    if changes.get("lookahead"):  # the checkpoint keeps the average of every floating tensor
+        average = torch.load(path, weights_only=True)["training_state"]["lookahead"]
+        assert sorted(average) == sorted(k for k, v in straight.state_dict().items()
+                                         if v.is_floating_point())
 
     # a new session: a model with other weights and other global RNG states
     second_session = tiny_model(seed=123)
     torch.manual_seed(999)
-    resumed = fit(second_session, data, checkpoint_path=path, resume=True, **SETTINGS)
+    resumed = fit(second_session, data, checkpoint_path=path, resume=True, **settings)
     assert same_weights(straight, second_session)
     assert resumed.steps == history.steps
     assert [e["val_accuracy"] for e in resumed.epochs] == [e["val_accuracy"] for e in history.epochs]

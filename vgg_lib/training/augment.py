@@ -52,6 +52,20 @@ def apply_crop_flip(images, top, left, flips, padding=4, channels_last=False):
     return padded.view(batch, -1).gather(1, index).view(batch, channels, height, width)
 
 
+def alternating_flip_sides(images, generator=None):
+    """Alternating flips (airbench): whether each of ``images`` training images is mirrored in
+    the even epochs (0, 2, ...) of the run, drawn once per run; it is mirrored in the odd ones
+    when not (``alternating_flips``)."""
+    return torch.randint(0, 2, (images,), generator=generator).bool()
+
+
+def alternating_flips(sides, index, epoch):
+    """The flip flags of the training images at ``index`` in ``epoch``: their ``sides``
+    (``alternating_flip_sides``), inverted in odd epochs, so that every image is seen mirrored
+    in every other epoch instead of after a coin toss per view."""
+    return sides[index] ^ bool(epoch % 2)
+
+
 def random_crop_flip(images, padding=4, flip=True, generator=None, channels_last=False):
     """Pad-and-crop plus horizontal flip for a whole (B, C, H, W) batch, on its own device."""
     top, left, flips = crop_flip_params(len(images), padding, flip, generator)

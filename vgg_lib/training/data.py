@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import (apply_colour_shift, apply_crop_flip, apply_scale_crop_flip,
-                      colour_shift_params, crop_flip_params, normalize as normalize_images,
-                      scale_crop_flip_params)
+from .augment import (alternating_flip_sides, alternating_flips, apply_colour_shift,
+                      apply_crop_flip, apply_scale_crop_flip, colour_shift_params, crop_flip_params,
+                      normalize as normalize_images, scale_crop_flip_params)
 
 ENV_NPZ = "VGG_CIFAR10_NPZ"
 ENV_DATA_DIR = "VGG_DATA_DIR"
@@ -144,23 +144,33 @@ class CIFAR10Data:
                              f"least the {crop}-pixel crop (the crops keep that size), e.g. "
                              f"scale_jitter=({crop}, {crop * 3 // 2}).")
 
-    def training_batch(self, index, recipe, generator, channels_last=False, share=None):
+    def training_batch(self, index, recipe, generator, channels_last=False, share=None, flips=None):
         """(normalised images, labels) of one training batch: the training images at ``index``
         (the whole global batch), augmented as ``recipe`` says with random numbers from
-        ``generator``. The random numbers are drawn for the whole global batch, as one process
-        draws them; ``share`` (data parallelism) then keeps this process's share of the
-        indices and of the numbers, so N processes together see what one would. This is the
+        ``generator``; with ``recipe.alternating_flip`` the flip flags are not drawn but
+        ``flips`` (``training_batches`` gives them). The random numbers are drawn for the whole
+        global batch, as one process draws them; ``share`` (data parallelism) then keeps this
+        process's share of the indices and of the numbers (and flips), so N processes together
+        see what one would. This is the
         whole data path of ``fit`` (``benchmarks/training_speed.py`` times it).
         ``index_select`` rather than ``x_train[index]``: the same images, but on the book's
         2-core test machine 0.015 ms instead of 0.28 ms for a batch of 128."""
         share = share or (lambda *tensors: tensors)
         crop = recipe.crop or self.image_size
+        alternating = recipe.augment and recipe.alternating_flip
+        if alternating and (flips is None or len(flips) != len(index)):
+            raise ValueError("alternating_flip=True: give the batch's flip flags (flips=, one per "
+                             "image; training_batches computes them from each image's side).")
         if recipe.augment and recipe.scale_jitter is not None:
-            drawn = scale_crop_flip_params(len(index), *recipe.scale_jitter, crop, generator=generator)
+            drawn = scale_crop_flip_params(len(index), *recipe.scale_jitter, crop,
+                                           flip=not alternating, generator=generator)
         elif recipe.augment:
-            drawn = crop_flip_params(len(index), padding=recipe.crop_padding, generator=generator)
+            drawn = crop_flip_params(len(index), padding=recipe.crop_padding, flip=not alternating,
+                                     generator=generator)
         else:
             drawn = ()
+        if alternating:
+            drawn = (*drawn[:-1], flips)
         alpha = (colour_shift_params(len(index), recipe.colour_shift, generator),) if recipe.colour_shift else ()
         index, *drawn = share(index, *drawn, *alpha)
         alpha = drawn.pop() if alpha else None
@@ -176,15 +186,20 @@ class CIFAR10Data:
     def training_batches(self, recipe, generator, *, channels_last=False, share=None, workers=None):
         """``epoch -> iterator`` over the batches of one epoch: a new order of the training
         images from ``generator``, then ``training_batch`` for each whole batch (an incomplete
-        last batch is dropped). ``workers`` is for folders of images; tensors need none."""
+        last batch is dropped). ``workers`` is for folders of images; tensors need none.
+        With ``recipe.alternating_flip`` the side each image starts on is drawn here, once for
+        the whole run, from ``generator`` (before any epoch's draws)."""
         batch_size = recipe.batch_size
         steps = self.train_images // batch_size
+        sides = (alternating_flip_sides(self.train_images, generator).to(self.device)
+                 if recipe.augment and recipe.alternating_flip else None)
 
         def epoch_batches(epoch):
             order = torch.randperm(self.train_images, generator=generator).to(self.device)
             for i in range(steps):
-                yield self.training_batch(order[i * batch_size:(i + 1) * batch_size], recipe,
-                                          generator, channels_last, share)
+                index = order[i * batch_size:(i + 1) * batch_size]
+                flips = None if sides is None else alternating_flips(sides, index, epoch)
+                yield self.training_batch(index, recipe, generator, channels_last, share, flips)
 
         return epoch_batches
 

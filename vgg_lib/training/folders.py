@@ -201,6 +201,11 @@ class FolderData:
             raise ValueError("Folders of images are trained with scale jittering and a crop: set "
                              "scale_jitter=(S_min, S_max) and crop (the paper: (256, 512) and "
                              "224, vgg_lib.training.recipe.PAPER_IMAGENET_AUGMENTATION).")
+        if recipe.alternating_flip:
+            raise ValueError("alternating_flip=True works on CIFAR's tensors (a CIFAR10Data); the "
+                             "images of a folder are each flipped after a coin toss of their own "
+                             "(from the seed, the epoch and their position): set "
+                             "alternating_flip=False.")
         if not self.train:
             raise DataError(f"{self.source} has no training images.")
         check_labels(model, max(label for _, label in self.train), self.classes, 3)

@@ -14,6 +14,7 @@ import math
 import numbers
 import os
 import time
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from ..device import autocast, default_channels_last, resolve_precision
 from ..evaluation.engine import evaluate
 from ..evaluation.protocols import Protocol, centre_crop, shifted_flips
+from . import airbench
 from .checkpoint import (check_checkpoint_folder, check_resumable, load_checkpoint,
                          read_checkpoint, save_checkpoint)
 from .data import training_subset
@@ -64,11 +66,21 @@ def make_optimizer(model, recipe):
     """The recipe's optimiser, with weight decay on weights only, not on biases or BatchNorm
     parameters. ``sgd``: SGD with momentum (the paper's; ``nesterov=True`` for Nesterov's
     variant). ``adam``: Adam (Kingma & Ba, 2015) with PyTorch's default betas; its weight decay is
-    the L2 term added to the gradient, as in ``torch.optim.Adam``; momentum and nesterov unused."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    the L2 term added to the gradient, as in ``torch.optim.Adam``; momentum and nesterov unused.
+    Batch norm (airbench's settings): ``bn_scale=False`` leaves its scales out; ``bn_bias_lr``
+    other than 1 puts its biases in a third group whose learning rate is ``recipe.lr`` times it
+    (the schedule scales every group's)."""
+    norms = airbench.batch_norms(model)
+    left_out = {id(m.weight) for m in norms if m.weight is not None} if not recipe.bn_scale else set()
+    biases = [m.bias for m in norms if m.bias is not None and m.bias.requires_grad]
+    own_group = {id(p) for p in biases} if recipe.bn_bias_lr != 1 else set()
+    trained = [p for p in model.parameters() if p.requires_grad and id(p) not in left_out]
+    decay = [p for p in trained if p.ndim > 1]
+    no_decay = [p for p in trained if p.ndim <= 1 and id(p) not in own_group]
     groups = [{"params": decay, "weight_decay": recipe.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    if own_group:
+        groups.append({"params": biases, "weight_decay": 0.0, "lr": recipe.lr * recipe.bn_bias_lr})
     if recipe.optimizer == "adam":
         return torch.optim.Adam(groups, lr=recipe.lr)
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
@@ -114,6 +126,7 @@ def check_fit_inputs(model, data, recipe, *, max_steps=None, eval_batch_size=512
         raise TypeError(f"protocol={protocol!r}: use a protocol of vgg_lib.evaluation.protocols "
                         "(centre_crop(...), dense(...), ...), or None for the recipe's.")
     data.check(model, recipe)
+    airbench.check_recipe_fits(model, data, recipe)
 
 
 def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compile=False,
@@ -137,7 +150,14 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     the same machine. ``max_steps`` stops after that many optimiser steps in total (the schedule
     is still the one for ``epochs``), e.g. to simulate an interrupted run.
     ``step_callback(step, model, loss)`` runs after ``backward()`` and before the optimiser
-    step, so gradients can be inspected; steps count from 1.
+    step, so gradients can be inspected (with ``whiten_first_layer``, the first layer's as
+    preconditioned); steps count from 1.
+
+    The recipe's airbench settings (``whiten_first_layer``, ``dirac_init``, ``bn_scale``,
+    ``bn_bias_lr``, ``bn_momentum``, ``lookahead``, ``alternating_flip``; all off by default, see
+    ``vgg_lib.training.airbench``) change how a fresh run starts and how it trains, never the
+    network's architecture; what they change on the model for the run only (a gradient hook,
+    frozen batch-norm scales, the batch norms' momentum) is undone when fit returns.
 
     Evaluation follows the book's rule: the validation split (when the data has one) after every
     epoch (``eval_every_epoch=False``: after the last one only), the test set once, when the run
@@ -196,8 +216,11 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         optimizer, partial(lr_factor, total_steps=total_steps, schedule=recipe.schedule))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator()  # data order and augmentation, on the CPU (see augment.py)
+    whitening = airbench.first_layer_whitening(data) if recipe.whiten_first_layer else None
+    lookahead = airbench.Lookahead(model, total_steps) if recipe.lookahead else None
 
     history, start_epoch, step = History(config), 0, 0
+    data_generator_state = None  # a resumed run's (see training_batches below)
     stamp = None if checkpoint_path is None else dict(fingerprint=data.fingerprint(), source=data.source)
     if resume and Path(checkpoint_path).is_file():
         saved = read_checkpoint(checkpoint_path, map_location=device)
@@ -208,25 +231,38 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         history.config.update(precision=precision, channels_last=channels_last, device=str(device))
         start_epoch, step = state["epoch"], state["step"]
         scaler.load_state_dict(state["scaler"])
-        generator.set_state(state["data_generator"])
+        data_generator_state = state["data_generator"]
         set_rng_states(state["rng"])
+        if lookahead is not None:
+            lookahead.average = state.get("lookahead")
     else:
         seed_everything(recipe.seed)
-        generator.manual_seed(recipe.seed)
+        airbench.initialise(model, recipe, whitening)  # dirac, whitening: after the seed
+    generator.manual_seed(recipe.seed)
 
-    training_model = model if distributed is None else distributed.wrap(model)  # DDP
-    training_model = torch.compile(training_model) if compile else training_model
-    train_step = make_train_step(training_model, model, recipe, optimizer, scheduler, scaler, device,
-                                 precision, history, step_callback, distributed)
-    batches = data.training_batches(recipe, generator, channels_last=channels_last,
-                                    share=distributed.shard if distributed else None, workers=workers)
-    validate = partial(evaluate, model, data, protocol=protocol, batch_size=eval_batch_size,
-                       precision=precision, channels_last=channels_last, workers=workers,
-                       distributed=distributed)
-    last_step = total_steps if max_steps is None else min(total_steps, max_steps)
-    bar = tqdm(total=last_step, initial=step, unit="step", dynamic_ncols=True) if progress else None
-    model.train()
+    # What the recipe changes on the model for this run only (airbench.run_changes: the first
+    # layer's gradient hook, frozen batch-norm scales, their momentum) is undone when fit returns.
+    run_scoped, bar = ExitStack(), None
+    run_scoped.enter_context(airbench.run_changes(model, recipe, whitening))
     try:
+        training_model = model if distributed is None else distributed.wrap(model)  # DDP
+        training_model = torch.compile(training_model) if compile else training_model
+        train_step = make_train_step(training_model, model, recipe, optimizer, scheduler, scaler,
+                                     device, precision, history, step_callback, distributed)
+        # The data draws what it keeps for the whole run (alternating flips' sides) from the
+        # freshly seeded generator, in a resumed run too; a resumed run's saved state, which
+        # comes after those draws, then replaces it.
+        batches = data.training_batches(recipe, generator, channels_last=channels_last,
+                                        share=distributed.shard if distributed else None,
+                                        workers=workers)
+        if data_generator_state is not None:
+            generator.set_state(data_generator_state)
+        validate = partial(evaluate, model, data, protocol=protocol, batch_size=eval_batch_size,
+                           precision=precision, channels_last=channels_last, workers=workers,
+                           distributed=distributed)
+        last_step = total_steps if max_steps is None else min(total_steps, max_steps)
+        bar = tqdm(total=last_step, initial=step, unit="step", dynamic_ncols=True) if progress else None
+        model.train()
         for epoch in range(start_epoch, epochs):
             if step >= last_step:
                 break
@@ -243,6 +279,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                 if done is None:
                     break
                 loss, logits, loss_value = done
+                if lookahead is not None:
+                    lookahead.update(step)
                 loss_sum += loss.detach() * len(labels)
                 correct += (logits.detach().argmax(1) == labels).sum()
                 seen += len(labels)
@@ -253,6 +291,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                                         refresh=False)
             if history.diverged:
                 break
+            if lookahead is not None and step == total_steps:
+                lookahead.finish()  # the end of the run: the network takes the average
             if distributed is not None:  # data parallelism: totals over every rank's share
                 loss_sum, correct, seen = distributed.sum(loss_sum, correct, seen)
             seconds = time.perf_counter() - started
@@ -287,7 +327,9 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                                                     train_images=train_images, data=stamp,
                                                     scaler=scaler.state_dict(),
                                                     data_generator=generator.get_state(),
-                                                    rng=rng_states()))
+                                                    rng=rng_states(),
+                                                    **({"lookahead": lookahead.average}
+                                                       if lookahead is not None else {})))
         if step >= last_step and last_step < total_steps and history.stopped_at_step is None:
             history.stopped_at_step = step
         if test and history.finished and history.test is None and data.split_size("test"):
@@ -299,6 +341,7 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     finally:
         if bar is not None:
             bar.close()
+        run_scoped.close()
     return history
 
 

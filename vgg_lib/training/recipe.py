@@ -22,13 +22,6 @@ from ..architecture.model import setting
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam")
 
-# Settings added after records and checkpoints were shipped, left out of ``to_dict`` while at
-# their default: run records (``experiments.runs.identity``) and checkpoints compare the stored
-# ``to_dict()`` with the plan's field by field, so a new field always written would make every
-# shipped record under results/ mismatch its plan. At the default, the dict is the one the
-# recipe had before the field existed (and ``from_dict`` of such an old dict gives the default
-# back); set, the field is stored, and differs from every record made without it.
-_OMITTED_AT_DEFAULT = {"tta_shift"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +76,36 @@ class TrainConfig:
         None, "Q of the evaluation: each image's shorter side rescaled to Q, then the centre crop "
               "(None: no rescaling, the crop's side; the paper: the middle of the jitter range, "
               "384)")
+    # --- five of airbench's training tricks (KellerJordan/cifar10-airbench; issue #25), all off
+    # by default; vgg_lib.training.airbench implements them, fit applies them. They are recipe,
+    # not architecture: the network and its state-dict keys stay torchvision's.
+    whiten_first_layer: bool = setting(
+        False, "SGD on the first 3x3 convolution preconditioned by the whitening of its input "
+               "patches, as if its weight were P @ Wh with Wh the whitening of the 3x3 patches "
+               "of the first 5,000 training images and P trained: the weight starts at such a "
+               "product (P random) and its gradient is multiplied by (covariance + eps I)^-1; "
+               "CIFAR's tensors, SGD only")
+    dirac_init: bool = setting(
+        False, "at the start of a run, every 3x3 convolution's first min(out, in) filters set to "
+               "the identity (torch.nn.init.dirac_), the rest keeping the model's initialisation "
+               "(the first convolution is left alone with whiten_first_layer)")
+    bn_scale: bool = setting(
+        True, "train the batch-norm scales; False: left out of the optimiser, they keep their "
+              "value, 1 in a fresh network (airbench)")
+    bn_bias_lr: float = setting(
+        1.0, "multiplier of the learning rate of the batch-norm biases (shifts), a parameter "
+             "group of their own that follows the schedule (airbench: 64)")
+    bn_momentum: float = setting(
+        None, "momentum of every batch norm's running statistics during the run, in (0, 1] "
+              "(PyTorch's convention: the weight of the new batch; airbench: 0.4); None: the "
+              "modules' own (0.1)")
+    lookahead: bool = setting(
+        False, "airbench's lookahead: from 30 percent of the run's steps on, every 5 steps, the "
+               "weights and batch-norm statistics move to an exponential moving average of them, "
+               "which the network takes at the end of the run")
+    alternating_flip: bool = setting(
+        False, "each training image mirrored in every other epoch, from a side drawn once per "
+               "image, instead of a coin toss per view (airbench; CIFAR's tensors only)")
 
     def __post_init__(self):
         problems = []
@@ -101,6 +124,10 @@ class TrainConfig:
                   and math.isfinite(value) and (value > minimum if strictly else value >= minimum))
             if not ok:
                 problems.append(f"{name}={value!r} (a finite number {'>' if strictly else '>='} {minimum})")
+
+        def flag(name):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name}={getattr(self, name)!r} (True or False)")
 
         whole("epochs", 1)
         whole("batch_size", 1)
@@ -142,6 +169,21 @@ class TrainConfig:
             problems.append(f"tta_shift={self.tta_shift} with tta_flip={self.tta_flip!r} (the "
                             "translated views come with their mirror images, airbench's test-time "
                             "augmentation: set tta_flip=True, or tta_shift=0)")
+        for name in ("whiten_first_layer", "dirac_init", "bn_scale", "lookahead", "alternating_flip"):
+            flag(name)
+        real("bn_bias_lr", 0)
+        momentum = self.bn_momentum
+        if momentum is not None and not (isinstance(momentum, numbers.Real) and not isinstance(momentum, bool)
+                                         and 0 < momentum <= 1):
+            problems.append(f"bn_momentum={momentum!r} (None for the modules' own, or a number in "
+                            "(0, 1]: the weight of each new batch in the running statistics)")
+        if self.alternating_flip is True and self.augment is False:
+            problems.append("alternating_flip=True with augment=False (no image is flipped "
+                            "without augmentation: set augment=True, or alternating_flip=False)")
+        if self.whiten_first_layer is True and self.optimizer == "adam":
+            problems.append("whiten_first_layer=True with optimizer='adam' (the whitening "
+                            "preconditions SGD, whose update is linear in the gradient; Adam "
+                            "rescales each weight's step and would undo it: use optimizer='sgd')")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule={self.schedule!r} (one of {', '.join(SCHEDULES)})")
         if problems:
@@ -167,12 +209,16 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     def to_dict(self):
-        """The settings as a dict, less those of ``_OMITTED_AT_DEFAULT`` left at their default."""
-        values = asdict(self)
-        for field in fields(self):
-            if field.name in _OMITTED_AT_DEFAULT and values[field.name] == field.default:
-                del values[field.name]
-        return values
+        # Settings added after records were shipped (LATER_SETTINGS) are left out while at their
+        # defaults: a recipe that does not use them reads exactly as it did before they existed,
+        # so the shipped run records and checkpoints, which store this dict and compare it field
+        # by field, still match their runs; from_dict gives such a left-out setting its default.
+        return {name: value for name, value in asdict(self).items()
+                if not (name in LATER_SETTINGS and value == DEFAULTS[name])}
+
+    def __repr__(self):
+        # likewise: a recipe prints as it did before the later settings existed, unless it uses them
+        return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
     @classmethod
     def from_dict(cls, values):
@@ -180,6 +226,12 @@ class TrainConfig:
             raise TypeError(f"A training recipe is a dict of settings, not a {type(values).__name__}.")
         return cls().replace(**values)
 
+
+# Settings TrainConfig.to_dict (and the printed recipe) leave out at their defaults: those added
+# after run records were shipped (issue #25). A setting added later joins this list.
+LATER_SETTINGS = ("tta_shift", "whiten_first_layer", "dirac_init", "bn_scale", "bn_bias_lr",
+                  "bn_momentum", "lookahead", "alternating_flip")
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 # The paper's ImageNet augmentation (Section 3.1), which the training command applies to folders
 # of images: scale jittering S in [256, 512], 224 x 224 crops, Krizhevsky et al.'s colour shift,
