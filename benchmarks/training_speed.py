@@ -10,6 +10,7 @@ Measures, on the same model and batch size:
     python benchmarks/training_speed.py                 # short default run (under 2 minutes)
     python benchmarks/training_speed.py --steps 100     # longer, steadier numbers
     python benchmarks/training_speed.py --profile full  # the full profile's model
+    python benchmarks/training_speed.py --precision fp32  # what a CPU without native bf16 runs
 
 Every line reports images per second of wall-clock time and images per CPU-second (all threads
 and DataLoader worker processes together; Linux only, else "n/a"). On a machine shared with other
@@ -31,7 +32,7 @@ from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.data import CIFAR10Data, DataError
 from vgg_lib.training.profiles import get_profile, train_flop_per_image
 from vgg_lib.training.reproducibility import seed_everything
-from vgg_lib.device import resolve_precision
+from vgg_lib.device import PRECISIONS, resolve_precision
 from vgg_lib.training.loop import fit
 
 
@@ -46,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline")
     parser.add_argument("--matmul-size", type=int, default=None,
                         help="n of the n x n matmul (default 2048 on CPU, 8192 on GPU)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="fit's precision; 'auto' (the chapters' choice) is bf16 on CPUs with "
+                             "native bf16 (AMX), else fp32; the matmul yardstick runs in the same")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in this process (default: torch's choice)")
     return parser.parse_args(argv)
@@ -156,8 +160,8 @@ def time_pil_batches(loader, batches, device):
 
 def time_our_augmentation(data, recipe, batch_size, batches, channels_last):
     """The training loop's own data path (``CIFAR10Data.training_batch``: pick the images, crop,
-    flip, normalise), with the PIL side's crop: 4 pixels of padding."""
-    recipe = recipe.replace(augment=True, crop_padding=4, scale_jitter=None)
+    flip, normalise), with the PIL side's crop, 4 pixels of padding, and its coin-toss flips."""
+    recipe = recipe.replace(augment=True, crop_padding=4, scale_jitter=None, alternating_flip=False)
     generator = torch.Generator().manual_seed(0)
     n = len(data.x_train)
     draw = lambda: torch.randint(0, n, (batch_size,), generator=generator).to(data.device)  # noqa: E731
@@ -193,16 +197,25 @@ def time_baseline_loop(profile, loader, steps, warmup, device):
     return rates(steps * loader.batch_size, clock)
 
 
-def time_our_loop(profile, data, batch_size, steps, warmup):
+def time_our_loop(profile, data, batch_size, steps, warmup, precision):
+    """Images per second (wall, CPU) of ``fit``'s training steps alone: timed from the end of the
+    first step's backward pass to the end of the last one's (``step_callback``), so that the
+    recipe's set-up (a whitened first layer's patch statistics, a few seconds) and the end of the
+    run are not counted."""
     seed_everything(0)
     model = profile.build_model()
     recipe = profile.recipe.replace(batch_size=batch_size, epochs=1)
-    settings = dict(progress=False, eval_every_epoch=False)
+    settings = dict(progress=False, eval_every_epoch=False, precision=precision, test=False)
     fit(model, data, recipe, max_steps=warmup, **settings)  # warm-up (oneDNN/cuDNN set-up, allocator)
-    with Clock() as clock:
-        fit(model, data, recipe, max_steps=steps, **settings)
-        sync(data.device)
-    return rates(steps * batch_size, clock)
+    clock = Clock()
+
+    def stopwatch(step, model, loss):
+        if step in (1, steps):
+            sync(data.device)
+            clock.__enter__() if step == 1 else clock.__exit__()
+
+    fit(model, data, recipe, max_steps=steps, step_callback=stopwatch, **settings)
+    return rates((steps - 1) * batch_size, clock)
 
 
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -233,7 +246,7 @@ def main(argv=None):
     profile = get_profile(args.profile)
     device = profile.device
     batch_size = args.batch_size or profile.recipe.batch_size
-    precision = resolve_precision("auto", device)
+    precision = resolve_precision(args.precision, device)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, device {device}, "
           f"precision {precision}")
@@ -255,7 +268,7 @@ def main(argv=None):
     print(f"  {'ratio (x)':<44}{ratio[0]:12,.1f}{ratio[1]:12,.1f}\n")
 
     baseline = time_baseline_loop(profile, loader, args.steps, args.warmup, device)
-    ours = time_our_loop(profile, data, batch_size, args.steps, args.warmup)
+    ours = time_our_loop(profile, data, batch_size, args.steps, args.warmup, precision)
     print("whole training steps (forward, backward, SGD), images:")
     print(header)
     print(line("plain PyTorch + DataLoader (fp32, NCHW)", baseline))

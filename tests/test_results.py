@@ -217,6 +217,17 @@ def test_chapter_5s_records_are_the_quick_profile_s_seeds_in_fp32_on_one_thread(
     assert chapter.data_kwargs == profile.data_kwargs()
 
 
+def test_chapter_5s_ablation_is_its_own_entry_on_the_profile_s_data_in_fp32_on_one_thread():
+    from vgg_lib.experiments.training_cifar10 import ABLATION_STUDY, ablation_plan
+    from vgg_lib.training.profiles import make_profile
+
+    chapter, profile = results.CHAPTERS["5-ablation"](), make_profile("quick", "cpu")
+    assert chapter.name == ABLATION_STUDY and chapter.runs == ablation_plan(profile)
+    assert chapter.precision == "fp32" and chapter.threads == 1 and chapter.fit_options == {}
+    assert chapter.data_kwargs == profile.data_kwargs()
+    assert sorted(["8", "5-ablation", "5", "4"], key=results.chapter_order) == ["4", "5", "5-ablation", "8"]
+
+
 def test_chapter_9s_records_are_the_chapter_s_ten_runs_with_their_protocols_in_fp32():
     from vgg_lib.experiments.test_protocol import SETTINGS, protocol_study_name, protocol_study_plan
 

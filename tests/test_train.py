@@ -145,6 +145,30 @@ def test_the_paper_s_shallow_control_trains_from_the_command_line(tmp_path, monk
     kernels = {tuple(v.shape[2:]) for k, v in saved["model"].items()
                if k.startswith("features.") and k.endswith(".weight") and v.ndim == 4}
     assert kernels == {(5, 5)}  # B has two 3x3 layers in every block: each pair is one 5x5
+    assert "whiten_first_layer" not in saved["recipe"]   # off (left out at its default): a 5x5 first layer
+
+
+def test_the_quick_profile_s_cifar_tricks_stay_off_where_they_cannot_apply(tmp_path, monkeypatch, capsys):
+    """The quick profile whitens a 3x3 first layer and alternates flips of CIFAR-10's tensors: a
+    folder of images starts without them (and without the shifted test views), B-5x5 (a 5x5 first
+    layer) without the whitening; asked for on the command line, the whitening is refused with
+    fit's reason."""
+    from vgg_lib.train import _settings
+    from vgg_lib.training.profiles import get_profile
+
+    profile = get_profile("quick", device="cpu")
+    assert profile.recipe.whiten_first_layer and profile.recipe.alternating_flip and profile.recipe.tta_shift
+    parser = build_parser()
+    _, recipe = _settings(parser.parse_args(["--profile", "quick"]), profile, folders=True)
+    assert not recipe.whiten_first_layer and not recipe.alternating_flip and recipe.tta_shift == 0
+    _, recipe = _settings(parser.parse_args(["--profile", "quick", "--config", "B-5x5"]), profile, folders=False)
+    assert not recipe.whiten_first_layer and recipe.alternating_flip and recipe.tta_shift == 1
+    _, recipe = _settings(parser.parse_args(["--profile", "quick", "--config", "E"]), profile, folders=False)
+    assert recipe == profile.recipe
+    monkeypatch.setenv("VGG_CIFAR10_NPZ", str(synthetic_npz(tmp_path / "tiny.npz")))
+    arguments = [*TINY, "--config", "B-5x5", "--epochs", "1", "--batch-size", "32", "--whiten-first-layer"]
+    assert main(arguments) == 2
+    assert "5x5 convolution" in capsys.readouterr().err
 
 
 def test_the_network_and_recipe_options_are_generated_from_their_fields():

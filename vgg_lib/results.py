@@ -28,6 +28,7 @@ import random
 import sys
 import tempfile
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import torch
 
@@ -248,15 +249,14 @@ def slim_head_study():
                           settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
 
 
-def training_quick():
-    """Chapter 5's quick profile, seeds 0-2 (seed 0 with its network), in fp32 on one thread:
-    on a machine shared with other work a two-thread run waits for its slower thread at every
-    operation, while one-thread runs (``--part 1/3`` ... ``3/3``) share the cores, and a verify
-    on the same CPU is bit-exact whatever else the machine runs."""
+def training_quick(ablation=False):
+    """Chapter 5's quick profile, seeds 0-2 (seed 0 with its network), or (``ablation``) its
+    runs without each of its tricks, in fp32 on one thread: one-thread runs (``--part 1/3`` ...)
+    share the cores, and a verify on the same CPU is bit-exact whatever else the machine runs."""
     profile = make_profile("quick", "cpu")
-    return ChapterRecords(training_cifar10.training_study_name(profile.name),
-                          training_cifar10.profile_plan(profile), profile.data_kwargs(), "fp32",
-                          threads=1)
+    plan = training_cifar10.ablation_plan if ablation else training_cifar10.profile_plan
+    name = training_cifar10.ABLATION_STUDY if ablation else training_cifar10.training_study_name("quick")
+    return ChapterRecords(name, plan(profile), profile.data_kwargs(), "fp32", threads=1)
 
 
 def transfer_quick():
@@ -278,9 +278,9 @@ def test_protocol_quick():
 # chapter -> a function returning what makes and verifies its records (ChapterRecords for a
 # study of StudyRuns, RecordsOnSeveralData for one on several data sets, TransferRecords for
 # chapter 11's seeds); each in results/<name>/
-# "8-long": chapter 8's long budget, kept apart from "8" so that a verify of chapter 8 (CI's) stays
-# short.
-CHAPTERS = {"4": slim_head_study, "5": training_quick, "6": batch_norm_quick, "8": depth_study_quick,
+# "8-long" (chapter 8's long budget), "5-ablation": kept apart so that a verify of "8" or "5" stays short.
+CHAPTERS = {"4": slim_head_study, "5": training_quick, "5-ablation": partial(training_quick, ablation=True),
+            "6": batch_norm_quick, "8": depth_study_quick,
             "8-long": depth_study_long, "8-long-pilots": depth_study_long_pilots, "9": test_protocol_quick,
             "10": residual_networks_study, "11": transfer_quick}
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from .architecture.configs import NAMED
 from .architecture.model import ModelSpec
 from .device import PRECISIONS, choose_device
 from .evaluation.protocols import dense
@@ -129,8 +130,8 @@ def build_parser():
         description="Train a VGG (Simonyan & Zisserman, 2014) on CIFAR-10 or a folder of images, "
                     "in one process or data-parallel under torchrun "
                     "(torchrun --nproc_per_node=N -m vgg_lib.train ...).",
-        epilog="Defaults come from the profile: quick = VGG-11-BN at quarter width on 28,000 "
-               "images (a CPU, minutes); full = VGG-16-BN at full width on all of CIFAR-10 (a GPU). "
+        epilog="Defaults come from the profile: quick = VGG-11-BN at quarter width, 3 epochs of "
+               "45,000 images (a CPU, about a minute); full = VGG-16-BN at full width on all of CIFAR-10 (a GPU). "
                "Folders of images start from the paper's ImageNet augmentation (scale jitter 256 "
                "512, crop 224, colour shift 0.1, evaluation at Q = the middle of the jitter). "
                "Exit status 2: bad arguments, data, checkpoint or recipe; 1: the run failed.")
@@ -201,17 +202,33 @@ def _changes(args, settings):
             if getattr(args, f.name, None) is not None}
 
 
+# The quick profile's CIFAR-10 tricks (chapter 5) that a folder of images, or a network whose first
+# layer is not a 3x3 convolution (B-5x5), cannot take: off there unless the command line asks.
+CIFAR_TRICKS_OFF = dict(whiten_first_layer=False, alternating_flip=False, tta_shift=0)
+
+
+def _first_layer_is_3x3(spec):
+    first = next(item for item in NAMED[spec.config] if isinstance(item, (int, tuple))
+                 and not isinstance(item, bool))
+    return not isinstance(first, tuple) or first[1] == 3
+
+
 def _settings(args, profile, folders):
     """(ModelSpec, TrainConfig) of the profile with the command line's changes; folders of
-    images start from the paper's ImageNet augmentation, evaluated at the middle of the jitter."""
+    images start from the paper's ImageNet augmentation, evaluated at the middle of the jitter,
+    without the profile's CIFAR-10 tricks (``CIFAR_TRICKS_OFF``), as does a network whose first
+    layer is not a 3x3 convolution without its whitened first layer."""
     changes = _changes(args, TrainConfig)
     if changes.get("scale_jitter") is not None:
         changes["scale_jitter"] = tuple(changes["scale_jitter"])
+    spec = profile.model.replace(**_changes(args, ModelSpec))
     if folders:
-        changes = {**PAPER_IMAGENET_AUGMENTATION, **changes}
+        changes = {**PAPER_IMAGENET_AUGMENTATION, **CIFAR_TRICKS_OFF, **changes}
         if "eval_scale" not in _changes(args, TrainConfig):
             changes["eval_scale"] = sum(changes["scale_jitter"]) // 2
-    return profile.model.replace(**_changes(args, ModelSpec)), profile.recipe.replace(**changes)
+    elif not _first_layer_is_3x3(spec):
+        changes = {"whiten_first_layer": False, **changes}
+    return spec, profile.recipe.replace(**changes)
 
 
 def _protocol(args, recipe, folders):

@@ -56,8 +56,9 @@ def test_the_estimate_here_scales_rates_measured_on_this_machine(monkeypatch):
     estimate = profile.estimate_here("fp32")
     assert measured == [(profile.model, profile.recipe, profile.device, "fp32")]
     recipe = profile.recipe   # whole batches of the training images each epoch; validation every
-    steps = recipe.epochs * (profile.train_images // recipe.batch_size)   # epoch, test once, x2 (flip)
-    evaluated = 2 * (recipe.epochs * profile.validation + profile.test_images)
+    steps = recipe.epochs * (profile.train_images // recipe.batch_size)   # epoch, test once, x6
+    assert recipe.tta_flip and recipe.tta_shift   # (flip and two shifted views, each mirrored)
+    evaluated = 6 * (recipe.epochs * profile.validation + profile.test_images)
     assert estimate.seconds == pytest.approx(steps * recipe.batch_size / 1000 + evaluated / 4000)
     assert str(estimate).startswith("expected run time here (cpu, fp32): ~3 min (training 1,000 and")
 

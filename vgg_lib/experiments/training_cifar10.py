@@ -1,5 +1,6 @@
-"""Chapter 5's records (notebooks/05_training_cifar10.ipynb): the tuning runs behind the quick
-profile (``vgg_lib.training.profiles.QUICK``) and the check of Adam against it. The profiles
+"""Chapter 5's records (notebooks/05_training_cifar10.ipynb): the first tuning round behind the
+quick profile (``vgg_lib.training.profiles.QUICK``), the check of Adam against it, and the ablation
+of the tricks its recipe took in the second round (``ablation_plan``). The profiles
 themselves are the training command's too, so they stay in ``vgg_lib.training.profiles``; the
 profile's own runs, one per seed (``profile_plan``), which the chapter reads from the records the
 book ships or trains; and the GPU session's records of the full profile (``FULL_PROFILE_RECORDS``)."""
@@ -7,8 +8,8 @@ book ships or trains; and the GPU session's records of the full profile (``FULL_
 from .depth_study import FULL_PROFILE_RECORDS  # noqa: F401  (one file holds chapters 5's and 8's)
 from .studies import StudyRun
 
-# The quick profile: VGG-11-BN at quarter width, one-cycle, label smoothing 0.1, Nesterov, flip
-# TTA, batch 128.
+# The quick profile's first tuning round (before the tricks of ``QUICK_TRICKS``): VGG-11-BN at
+# quarter width, one-cycle, label smoothing 0.1, Nesterov, flip TTA, batch 128.
 # Tuned on the validation split with benchmarks/tune_quick_profile.py, three seeds per setting,
 # the test set never evaluated; all of CIFAR-10 offline (cifar10-full.npz); 2026-12-01, the
 # book's 2-core AMD EPYC (AVX2) machine, so in fp32 (no bf16 instructions there), one thread per
@@ -67,3 +68,49 @@ def profile_plan(profile, seeds=None):
     seeds = PROFILE_SEEDS[profile.name] if seeds is None else seeds
     return [StudyRun(f"{profile.name} profile", profile.model, profile.recipe.replace(seed=seed),
                      keep_network=seed == WORKED_SEED) for seed in seeds]
+
+
+# --- what each trick of the quick profile's recipe is worth (issue #25) ----------------------
+# The quick profile's recipe takes four training tricks and one test-time one from fast-training
+# work on CIFAR-10 (KellerJordan/cifar10-airbench, tysam-code/hlb-CIFAR10); two more were tried
+# and left out. Chapter 5 shows what each is worth at the profile's budget: the profile with one
+# trick removed (or one rejected trick added), everything else equal, seeds 0-2
+# (``ablation_plan``), and the profile with none of them (its recipe as it was before them, on
+# the same images and epochs). The records ship in results/<ABLATION_STUDY>/ (`make results
+# CHAPTER=5-ablation`: fp32, one thread per run, so that their CPU seconds compare across runs
+# whatever else the machine did).
+QUICK_TRICKS = {   # a trick the profile uses -> the recipe change that removes it
+    "whitened first layer": dict(whiten_first_layer=False),
+    "identity initialisation": dict(dirac_init=False),
+    "alternating flips": dict(alternating_flip=False),
+    "label smoothing 0.2": dict(label_smoothing=0.1),
+    "shifted test views": dict(tta_shift=0),
+}
+REJECTED_TRICKS = {   # a trick tried and left out -> the recipe change that adds it
+    "lookahead": dict(lookahead=True),
+    "airbench batch norm": dict(bn_scale=False, bn_bias_lr=8.0, bn_momentum=0.4),
+}
+ABLATION_STUDY = "training_cifar10_quick_ablation"
+
+
+def without_all_tricks(recipe):
+    """``recipe`` with every trick of ``QUICK_TRICKS`` removed."""
+    changes = {}
+    for change in QUICK_TRICKS.values():
+        changes.update(change)
+    return recipe.replace(**changes)
+
+
+def ablation_plan(profile, seeds=(0, 1, 2)):
+    """The quick profile with each trick of ``QUICK_TRICKS`` removed in turn ("without
+    <trick>"), with each of ``REJECTED_TRICKS`` added ("with <trick>") and with none of its
+    tricks ("without any"), once per seed, on all of the profile's training images."""
+    runs = []
+    for seed in seeds:
+        recipe = profile.recipe.replace(seed=seed)
+        runs += [StudyRun(f"without {trick}", profile.model, recipe.replace(**change))
+                 for trick, change in QUICK_TRICKS.items()]
+        runs += [StudyRun(f"with {trick}", profile.model, recipe.replace(**change))
+                 for trick, change in REJECTED_TRICKS.items()]
+        runs.append(StudyRun("without any", profile.model, without_all_tricks(recipe)))
+    return runs
