@@ -9,8 +9,10 @@ convolution, identity ("dirac") initialisation, a frozen batch-norm scale with a
 batch-norm bias learning rate, lookahead/EMA of the weights, alternating flips, label smoothing,
 test-time augmentation (mirror; mirror + 1-pixel translations). The loop is ``fit``'s step
 (SGD with Nesterov momentum, weight decay on weights only, a one-cycle schedule) written out
-here so that the features can be tried without changing ``vgg_lib`` while it is restructured;
-those that pay become ``TrainConfig`` fields.
+here so that the features could be tried before they were in ``vgg_lib``; those chosen are now
+``TrainConfig`` settings (``vgg_lib/training/airbench.py``), the quick profile uses them, and
+chapter 5's ablation measures each with ``fit`` itself (``make results CHAPTER=5-ablation``). This
+script stays as the record of how they were chosen.
 
 Every run trains on CIFAR-10's training images minus the 5,000 of the validation split and is
 evaluated on that split only: this script never evaluates the test set. The cost of a run is
