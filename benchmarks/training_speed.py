@@ -11,6 +11,13 @@ Measures, on the same model and batch size:
     python benchmarks/training_speed.py --steps 100     # longer, steadier numbers
     python benchmarks/training_speed.py --profile full  # the full profile's model
     python benchmarks/training_speed.py --precision fp32  # what a CPU without native bf16 runs
+    python benchmarks/training_speed.py --breakdown     # where a step's time goes, by layer kind
+
+``--breakdown`` profiles ``fit``'s timed steps (``torch.profiler``, the operators' own time on the
+main thread, which includes their worker threads' work) and groups it by kind of layer:
+convolutions, batch norm, ReLU, max-pooling, the optimiser, and the rest. It prints the
+convolutions' own rate beside the matmul's: the loop cannot come closer to the matmul than its
+convolutions do, and the other kinds, which move memory rather than multiply, are the rest of the gap.
 
 Every line reports images per second of wall-clock time and images per CPU-second (all threads
 and DataLoader worker processes together; Linux only, else "n/a"). On a machine shared with other
@@ -28,6 +35,7 @@ import time
 import numpy as np
 import torch
 
+from vgg_lib.measure.counting import config_costs
 from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.data import CIFAR10Data, DataError
 from vgg_lib.training.profiles import get_profile, train_flop_per_image
@@ -52,6 +60,8 @@ def parse_args(argv=None):
                              "native bf16 (AMX), else fp32; the matmul yardstick runs in the same")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in this process (default: torch's choice)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also profile the timed steps and print where their time goes")
     return parser.parse_args(argv)
 
 
@@ -218,6 +228,65 @@ def time_our_loop(profile, data, batch_size, steps, warmup, precision):
     return rates((steps - 1) * batch_size, clock)
 
 
+# Operator names (substrings of torch.profiler's, forward and backward alike) -> kind of layer.
+# The first kind that matches an operator counts it; whatever matches none is "the rest".
+KINDS = (("convolutions", ("convolution",)),
+         ("batch norm", ("batch_norm",)),
+         ("ReLU", ("relu", "threshold", "clamp_min")),
+         ("max-pooling", ("max_pool",)),
+         ("optimiser (SGD, zeroing the gradients)", ("optimizer", "foreach", "_fused_sgd",
+                                                      "zero_grad")))
+
+
+def step_breakdown(profile, data, batch_size, steps, warmup, precision):
+    """{kind: seconds} of ``steps - 1`` of ``fit``'s training steps, by kind of layer (``KINDS``),
+    the operators' own time as ``torch.profiler`` measures it on the main thread; the wall
+    seconds of those steps; and the four largest operators of "the rest", (name, seconds)."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    seed_everything(0)
+    model = profile.build_model()
+    recipe = profile.recipe.replace(batch_size=batch_size, epochs=1)
+    settings = dict(progress=False, eval_every_epoch=False, precision=precision, test=False)
+    fit(model, data, recipe, max_steps=warmup, **settings)
+    profiler = torch_profile(activities=[ProfilerActivity.CPU])
+    started = []
+
+    def stopwatch(step, model, loss):
+        if step == 1:
+            sync(data.device)
+            started.append(time.perf_counter())
+            profiler.start()
+        elif step == steps:
+            sync(data.device)
+            profiler.stop()
+            started.append(time.perf_counter() - started[0])
+
+    fit(model, data, recipe, max_steps=steps, step_callback=stopwatch, **settings)
+    seconds = {kind: 0.0 for kind, _ in KINDS}
+    seconds["the rest"], rest = 0.0, {}
+    for event in profiler.key_averages():
+        name = event.key.lower()
+        kind = next((kind for kind, keys in KINDS if any(key in name for key in keys)), "the rest")
+        seconds[kind] += event.self_cpu_time_total / 1e6
+        if kind == "the rest":
+            rest[event.key] = event.self_cpu_time_total / 1e6
+    return seconds, started[1], sorted(rest.items(), key=lambda item: -item[1])[:4]
+
+
+def print_breakdown(seconds, wall, largest_rest, conv_flop_per_image, images, matmul):
+    """The step's time by kind of layer, and the convolutions' own rate against the matmul's."""
+    total = sum(seconds.values())
+    print(f"where the time of {images:,} training images goes (torch.profiler, operators' own time; "
+          f"{total:.2f} s of {wall:.2f} s wall):")
+    for kind, spent in seconds.items():
+        print(f"  {kind:<44}{spent:10.2f} s{spent / total:10.1%}")
+    print("  the rest's largest: " + ", ".join(f"{name} {spent:.2f} s" for name, spent in largest_rest))
+    conv = conv_flop_per_image * images / seconds["convolutions"] / 1e9
+    print(f"  {'convolutions alone, effective GFLOP/s':<44}{conv:10.1f}  "
+          f"({conv / matmul:.1%} of the matmul rate)")
+
+
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -291,8 +360,15 @@ def main(argv=None):
     if precision != "fp32":
         fp32 = matmul_gflops(device, n, "fp32")
         print(f"  {f'{n}x{n} fp32 matmul (for comparison)':<44}{fp32[0]:12,.1f}{fp32[1]:12,.1f}")
+    breakdown = None
+    if args.breakdown:
+        print()
+        breakdown, wall, largest_rest = step_breakdown(profile, data, batch_size, args.steps, args.warmup, precision)
+        # the convolutions' share of the training FLOPs: 6 x their multiply-adds
+        conv_flop = 6 * config_costs(profile.model, image_size=data.image_size).conv_macs
+        print_breakdown(breakdown, wall, largest_rest, conv_flop, (args.steps - 1) * batch_size, matmul[0])
     return dict(augment_ours=ours_aug, augment_pil=pil_aug, loop_ours=ours, loop_baseline=baseline,
-                effective_gflops=effective, matmul_gflops=matmul)
+                effective_gflops=effective, matmul_gflops=matmul, breakdown=breakdown)
 
 
 if __name__ == "__main__":
