@@ -22,15 +22,17 @@ class History:
         self.diverged = False
         self.diverged_at_step = None
         self.stopped_at_step = None  # set when max_steps ended the run early
+        self.stopped_by_schedule = False  # the plateau schedule ended it: it stopped improving
         self.test = None
 
     # --- summaries ------------------------------------------------------------------------
     @property
     def finished(self):
-        """True when the run trained every epoch of its recipe without diverging."""
+        """True when the run trained every epoch of its recipe, or until the plateau schedule
+        ended it (``stopped_by_schedule``), without diverging."""
         epochs = self.config.get("epochs")
         return (not self.diverged and self.stopped_at_step is None and bool(self.epochs)
-                and (epochs is None or len(self.epochs) == epochs))
+                and (epochs is None or len(self.epochs) == epochs or self.stopped_by_schedule))
 
     def _val_accuracies(self):
         return [e["val_accuracy"] for e in self.epochs if e.get("val_accuracy") is not None]
@@ -59,6 +61,8 @@ class History:
         text = f"{len(self.epochs)} epoch(s)"
         if self.stopped_at_step is not None:
             text += f", stopped at step {self.stopped_at_step} (max_steps)"
+        if self.stopped_by_schedule:
+            text += " (the plateau schedule ended it: validation stopped improving)"
         if self.final_val_accuracy is not None:
             text += f", validation accuracy {self.final_val_accuracy:.1%}"
         if self.final_test_accuracy is not None:
@@ -75,7 +79,9 @@ class History:
         return {"config": dict(self.config), "epochs": [dict(e) for e in self.epochs],
                 "steps": list(self.steps), "diverged": self.diverged,
                 "diverged_at_step": self.diverged_at_step, "stopped_at_step": self.stopped_at_step,
-                "test": dict(self.test) if self.test else None}
+                "test": dict(self.test) if self.test else None,
+                # only when set: the histories of runs made before it existed read as they did
+                **({"stopped_by_schedule": True} if self.stopped_by_schedule else {})}
 
     @classmethod
     def from_dict(cls, data):
@@ -85,6 +91,7 @@ class History:
         history.diverged = bool(data.get("diverged", False))
         history.diverged_at_step = data.get("diverged_at_step")
         history.stopped_at_step = data.get("stopped_at_step")
+        history.stopped_by_schedule = bool(data.get("stopped_by_schedule", False))
         history.test = dict(data["test"]) if data.get("test") else None
         return history
 

@@ -29,6 +29,7 @@ from .checkpoint import (check_checkpoint_folder, check_resumable, load_checkpoi
                          read_checkpoint, save_checkpoint)
 from .data import training_subset
 from .history import History
+from .plateau import Plateau
 from .recipe import SCHEDULES, TrainConfig
 from .reproducibility import rng_states, seed_everything, set_rng_states
 
@@ -44,7 +45,8 @@ def lr_factor(step, total_steps, schedule="onecycle"):
 
     onecycle: linear warm-up from 1/25 of the peak over the first 25% of the steps, then linear
     decay to zero. cosine: linear warm-up over the first 5%, then half a cosine down to zero.
-    constant: always 1.
+    constant: always 1. (plateau, the paper's, depends on the validation accuracies as well:
+    ``vgg_lib.training.plateau``.)
     """
     if schedule == "constant":
         return 1.0
@@ -59,6 +61,9 @@ def lr_factor(step, total_steps, schedule="onecycle"):
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total_steps - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "plateau":
+        raise ValueError("schedule='plateau' follows the validation accuracy, not the step alone: "
+                         "its multiplier is a vgg_lib.training.plateau.Plateau, which fit makes.")
     raise ValueError(f"schedule={schedule!r}; choose one of {', '.join(SCHEDULES)}.")
 
 
@@ -100,7 +105,7 @@ def recipe_protocol(recipe, image_size):
 # --- the loop -------------------------------------------------------------------------------
 
 def check_fit_inputs(model, data, recipe, *, max_steps=None, eval_batch_size=512, step_callback=None,
-                     checkpoint_path=None, protocol=None):
+                     checkpoint_path=None, protocol=None, eval_every_epoch=True):
     """Before anything is trained: a clear error for what ``fit`` cannot use, instead of a
     failure deep inside torch (or a NaN after the first step)."""
     if not isinstance(model, torch.nn.Module):
@@ -125,6 +130,11 @@ def check_fit_inputs(model, data, recipe, *, max_steps=None, eval_batch_size=512
     if protocol is not None and not isinstance(protocol, Protocol):
         raise TypeError(f"protocol={protocol!r}: use a protocol of vgg_lib.evaluation.protocols "
                         "(centre_crop(...), dense(...), ...), or None for the recipe's.")
+    if recipe.schedule == "plateau" and not (eval_every_epoch and data.split_size("val")):
+        raise ValueError("schedule='plateau' decides the learning rate from the validation "
+                         "accuracy after every epoch, and this run has none: "
+                         + ("set eval_every_epoch=True." if data.split_size("val") else
+                            "load the data with a validation split (validation=5000, say)."))
     data.check(model, recipe)
     airbench.check_recipe_fits(model, data, recipe)
 
@@ -182,7 +192,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                         f"{type(recipe).__name__}; pass single settings as keywords instead.")
     recipe = (recipe or TrainConfig()).replace(**recipe_changes)
     check_fit_inputs(model, data, recipe, max_steps=max_steps, eval_batch_size=eval_batch_size,
-                     step_callback=step_callback, checkpoint_path=checkpoint_path, protocol=protocol)
+                     step_callback=step_callback, checkpoint_path=checkpoint_path, protocol=protocol,
+                     eval_every_epoch=eval_every_epoch)
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path to resume from.")
     if checkpoint_path is not None:
@@ -212,8 +223,12 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                   evaluation=protocol.name, **(distributed.describe() if distributed else {}))
 
     optimizer = make_optimizer(model, recipe)
+    # The plateau schedule (the paper's) is told each epoch's validation accuracy; its state
+    # travels in the scheduler's state_dict, so a resumed run goes on where it stood.
+    plateau = (Plateau(steps_per_epoch, recipe.plateau_patience, recipe.plateau_decreases)
+               if recipe.schedule == "plateau" else None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(lr_factor, total_steps=total_steps, schedule=recipe.schedule))
+        optimizer, plateau or partial(lr_factor, total_steps=total_steps, schedule=recipe.schedule))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator()  # data order and augmentation, on the CPU (see augment.py)
     whitening = airbench.first_layer_whitening(data) if recipe.whiten_first_layer else None
@@ -264,7 +279,7 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
         bar = tqdm(total=last_step, initial=step, unit="step", dynamic_ncols=True) if progress else None
         model.train()
         for epoch in range(start_epoch, epochs):
-            if step >= last_step:
+            if step >= last_step or history.stopped_by_schedule:
                 break
             epoch_batches = batches(epoch)
             loss_sum = torch.zeros((), device=device)
@@ -320,6 +335,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
             if not complete:
                 history.stopped_at_step = step
                 break
+            if plateau is not None and plateau.end_of_epoch(record["val_accuracy"]):
+                history.stopped_by_schedule = True  # stopped improving after the last decrease
             if checkpoint_path is not None and is_main:
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, history,
                                 recipe=recipe,
@@ -330,6 +347,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
                                                     rng=rng_states(),
                                                     **({"lookahead": lookahead.average}
                                                        if lookahead is not None else {})))
+            if history.stopped_by_schedule:
+                break
         if step >= last_step and last_step < total_steps and history.stopped_at_step is None:
             history.stopped_at_step = step
         if test and history.finished and history.test is None and data.split_size("test"):

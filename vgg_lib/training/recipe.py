@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..architecture.model import setting
 
-SCHEDULES = ("onecycle", "cosine", "constant")
+SCHEDULES = ("onecycle", "cosine", "constant", "plateau")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -43,8 +43,17 @@ class TrainConfig:
     weight_decay: float = setting(
         5e-4, "the paper's 5e-4, on weights only (not on biases or batch norm)")
     schedule: str = setting(
-        "onecycle", "the learning rate over the run (vgg_lib.training.loop.lr_factor)",
+        "onecycle", "the learning rate over the run (vgg_lib.training.loop.lr_factor); plateau: "
+                    "the paper's, divided by 10 when the validation accuracy stops improving, "
+                    "the run ending when it stops after the last decrease "
+                    "(vgg_lib.training.plateau; epochs is then the most it trains)",
         choices=SCHEDULES)
+    plateau_patience: int = setting(
+        3, "with schedule plateau: epochs in a row without a new best validation accuracy that "
+           "count as 'stopped improving'")
+    plateau_decreases: int = setting(
+        3, "with schedule plateau: decreases of the learning rate before the next stall ends the "
+           "run (the paper's 3)")
     label_smoothing: float = setting(0.0, "not in the paper (Szegedy et al., 2016)")
     augment: bool = setting(True, "random crops and horizontal flips of the training images")
     crop_padding: int = setting(
@@ -136,6 +145,8 @@ class TrainConfig:
         whole("crop", 1, optional=True)
         whole("eval_scale", 1, optional=True)
         whole("tta_shift", 0)
+        whole("plateau_patience", 1)
+        whole("plateau_decreases", 0)
         real("lr", 0, strictly=True)
         real("momentum", 0)
         real("weight_decay", 0)
@@ -184,6 +195,10 @@ class TrainConfig:
             problems.append("whiten_first_layer=True with optimizer='adam' (the whitening "
                             "preconditions SGD, whose update is linear in the gradient; Adam "
                             "rescales each weight's step and would undo it: use optimizer='sgd')")
+        if self.schedule == "plateau" and self.lookahead is True:
+            problems.append("schedule='plateau' with lookahead=True (the lookahead's averaging "
+                            "follows the run's length, which the plateau schedule decides as it "
+                            "goes: use another schedule, or lookahead=False)")
         if self.schedule not in SCHEDULES:
             problems.append(f"schedule={self.schedule!r} (one of {', '.join(SCHEDULES)})")
         if problems:
@@ -230,7 +245,8 @@ class TrainConfig:
 # Settings TrainConfig.to_dict (and the printed recipe) leave out at their defaults: those added
 # after run records were shipped (issue #25). A setting added later joins this list.
 LATER_SETTINGS = ("tta_shift", "whiten_first_layer", "dirac_init", "bn_scale", "bn_bias_lr",
-                  "bn_momentum", "lookahead", "alternating_flip")
+                  "bn_momentum", "lookahead", "alternating_flip", "plateau_patience",
+                  "plateau_decreases")
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 # The paper's ImageNet augmentation (Section 3.1), which the training command applies to folders
