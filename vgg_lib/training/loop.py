@@ -172,7 +172,9 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     Evaluation follows the book's rule: the validation split (when the data has one) after every
     epoch (``eval_every_epoch=False``: after the last one only), the test set once, when the run
     has finished (``history.test``); ``test=False`` leaves the test set alone, as tuning runs
-    must. ``protocol``: how (default: the recipe's ``eval_scale``, ``crop``, ``tta_flip`` and
+    must. With ``schedule="plateau"`` (the paper's, ``vgg_lib.training.plateau``) the run has
+    finished when the schedule ends it, its validation accuracy having stopped improving after
+    the last decrease (``history.stopped_by_schedule``), or at ``epochs``, the cap. ``protocol``: how (default: the recipe's ``eval_scale``, ``crop``, ``tta_flip`` and
     ``tta_shift``, ``recipe_protocol``). ``train_eval_images=n`` (CIFAR's tensors): after every
     epoch also evaluate ``n`` fixed training images (class-balanced, chosen with seed 0:
     ``train_eval_data``), unaugmented, in eval mode and by the same protocol as the validation
