@@ -373,3 +373,23 @@ def test_a_corrupt_or_foreign_network_is_an_error_naming_the_file_and_the_fix(tm
                        r"of the record mine/A_allimg_1ep_lr0.05_seed0.json .*Delete it and "
                        r"A_allimg_1ep_lr0.05_seed0.json beside it to train the run again"):
         trained_network(from_mine)
+
+
+def test_a_row_of_plateau_runs_averages_seeds_that_trained_for_different_epochs(tmp_path):
+    """Under the paper's schedule each seed decides how long it trains; a row still averages
+    them (images seen: their mean), and refuses runs whose recipes differ beyond the seed."""
+    data = random_data()
+    plateau = RECIPE.replace(epochs=12, schedule="plateau", plateau_patience=1, plateau_decreases=1,
+                             lr=0.1)  # seeds 0 and 1 stop after 4 and 3 epochs
+    results = run_study([StudyRun("A", TINY, plateau.replace(seed=s)) for s in (0, 1, 2)], data,
+                        tmp_path, progress=False)
+    epochs = [len(r.history.epochs) for r in results]
+    assert all(r.history.stopped_by_schedule for r in results) and len(set(epochs)) > 1, epochs
+    (row,) = summarise_study(results)
+    assert row.epochs == epochs and len(row.test) == 3
+    assert row.images_seen == round(sum(r.images_seen for r in results) / 3)
+    assert "each run as long as the plateau schedule let it train" in studies.format_study_table([row])
+    other = run_study([StudyRun("A", TINY, plateau.replace(seed=3, lr=0.05))], data, tmp_path,
+                      progress=False)
+    with pytest.raises(ValueError, match="differ in model or images seen"):
+        summarise_study(results + other)

@@ -21,9 +21,10 @@ class StudyRow:
     diverged: int
     parameters: int
     macs: int
-    images_seen: int
+    images_seen: int      # the mean over the seeds where the plateau schedule decided each run's length
     seconds: list         # wall time of each run
     train_accuracy: list = None  # final-epoch training accuracy of each run that did not diverge
+    epochs: list = None   # epochs each run trained (they differ where the plateau schedule ended them)
 
     @property
     def test_mean_std(self):
@@ -44,7 +45,9 @@ class StudyRow:
 
 def summarise_study(results, labels=None):
     """One ``StudyRow`` per label (in the order of ``labels``, default first appearance). The
-    runs of one label must share model and number of images seen (seeds differ)."""
+    runs of one label must share model and number of images seen (seeds differ), unless the
+    plateau schedule decided how long each ran (``TrainConfig(schedule="plateau")``): then they
+    must share model, recipe and images, and the row's ``images_seen`` is their mean."""
     groups = {}
     for result in results:
         groups.setdefault(result.label, []).append(result)
@@ -53,7 +56,10 @@ def summarise_study(results, labels=None):
         members = groups.get(label)
         if not members:
             raise KeyError(f"No runs labelled {label!r}; the results have {', '.join(groups)}.")
-        if len({(r.spec, r.images_seen) for r in members}) > 1:
+        self_timed = all(r.run.recipe.schedule == "plateau" for r in members)
+        setting = ((lambda r: (r.spec, r.run.recipe.replace(seed=0), r.run.train_images))
+                   if self_timed else (lambda r: (r.spec, r.images_seen)))
+        if len({setting(r) for r in members}) > 1:
             raise ValueError(f"The runs labelled {label!r} differ in model or images seen; a row "
                              "averages seeds of one setting only.")
         finished = [r for r in members if not r.diverged]
@@ -62,9 +68,11 @@ def summarise_study(results, labels=None):
                              [r.val_accuracy[-1] for r in finished if r.val_accuracy
                               and r.val_accuracy[-1] is not None],
                              len(members) - len(finished), members[0].parameters,
-                             members[0].macs, members[0].images_seen,
+                             members[0].macs,
+                             round(sum(r.images_seen for r in members) / len(members)),
                              [r.seconds for r in members],
-                             [r.train_accuracy[-1] for r in finished if r.train_accuracy]))
+                             [r.train_accuracy[-1] for r in finished if r.train_accuracy],
+                             [len(r.history.epochs) for r in members]))
     return rows
 
 
@@ -102,6 +110,9 @@ def format_study_table(rows, title=None, paper=None):
     seeds = sorted({len(row.seeds) for row in rows})
     notes = [f"mean ± std over {'/'.join(map(str, seeds))} seeds; MMACs: forward multiply-adds per "
              "image / 1e6; GMAC: training compute, MMACs x images seen / 1e3"]
+    if any(row.epochs and len(set(row.epochs)) > 1 for row in rows):
+        notes.append("images seen: the mean over the seeds, each run as long as the plateau "
+                     "schedule let it train")
     if any(row.diverged for row in rows):
         notes.append("diverged runs: " + ", ".join(f"{r.label} {r.diverged}" for r in rows if r.diverged))
     return "\n".join([text_table(header, body, title=title)] + notes)
