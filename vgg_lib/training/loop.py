@@ -29,7 +29,7 @@ from .checkpoint import (check_checkpoint_folder, check_resumable, load_checkpoi
                          read_checkpoint, save_checkpoint)
 from .data import training_subset
 from .history import History
-from .plateau import Plateau
+from .plateau import WARMUP_START, Plateau
 from .recipe import SCHEDULES, TrainConfig
 from .reproducibility import rng_states, seed_everything, set_rng_states
 
@@ -53,7 +53,7 @@ def lr_factor(step, total_steps, schedule="onecycle"):
     if schedule == "onecycle":
         warmup = max(1, round(0.25 * total_steps))
         if step < warmup:
-            return 0.04 + 0.96 * step / warmup
+            return WARMUP_START + (1 - WARMUP_START) * step / warmup
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
     if schedule == "cosine":
         warmup = max(1, round(0.05 * total_steps))
@@ -174,7 +174,8 @@ def fit(model, data, recipe=None, *, precision="auto", channels_last=None, compi
     has finished (``history.test``); ``test=False`` leaves the test set alone, as tuning runs
     must. With ``schedule="plateau"`` (the paper's, ``vgg_lib.training.plateau``) the run has
     finished when the schedule ends it, its validation accuracy having stopped improving after
-    the last decrease (``history.stopped_by_schedule``), or at ``epochs``, the cap. ``protocol``: how (default: the recipe's ``eval_scale``, ``crop``, ``tta_flip`` and
+    the last decrease (``history.stopped_by_schedule``), or at ``epochs``, the cap.
+    ``protocol``: how (default: the recipe's ``eval_scale``, ``crop``, ``tta_flip`` and
     ``tta_shift``, ``recipe_protocol``). ``train_eval_images=n`` (CIFAR's tensors): after every
     epoch also evaluate ``n`` fixed training images (class-balanced, chosen with seed 0:
     ``train_eval_data``), unaugmented, in eval mode and by the same protocol as the validation

@@ -19,7 +19,7 @@ validation accuracy. Its state is plain numbers in its ``__dict__``, which ``Lam
 ``state_dict`` saves and restores, so a checkpointed run resumes where it stood.
 """
 
-WARMUP_START = 0.04  # the first step's multiplier, as the one-cycle schedule's
+WARMUP_START = 0.04  # the first step's multiplier, here and in the one-cycle schedule (lr_factor)
 
 
 class Plateau:
@@ -33,7 +33,6 @@ class Plateau:
         self.best = None       # the best validation accuracy so far
         self.stalled = 0       # epochs in a row since it last improved (reset by a decrease)
         self.decreased = 0     # decreases made so far
-        self.stopped = False   # the run has stopped improving after its last decrease
 
     def __call__(self, step):
         """The multiplier for optimiser step ``step`` (0-based), as LambdaLR asks for it."""
@@ -54,7 +53,6 @@ class Plateau:
         if self.stalled < self.patience:
             return False
         if self.decreased >= self.decreases:
-            self.stopped = True
             return True
         self.decreased, self.stalled = self.decreased + 1, 0
         return False
