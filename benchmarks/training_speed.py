@@ -207,24 +207,30 @@ def time_baseline_loop(profile, loader, steps, warmup, device):
     return rates(steps * loader.batch_size, clock)
 
 
-def time_our_loop(profile, data, batch_size, steps, warmup, precision):
-    """Images per second (wall, CPU) of ``fit``'s training steps alone: timed from the end of the
-    first step's backward pass to the end of the last one's (``step_callback``), so that the
-    recipe's set-up (a whitened first layer's patch statistics, a few seconds) and the end of the
-    run are not counted."""
+def fit_steps(profile, data, batch_size, steps, warmup, precision, begin, end):
+    """``warmup`` untimed steps of ``fit`` (oneDNN/cuDNN set-up, allocator), then ``steps`` more,
+    calling ``begin()`` at the end of the first one's backward pass and ``end()`` at the end of
+    the last one's (``step_callback``, after the device has caught up): what lies between is
+    ``steps - 1`` training steps alone, without the recipe's set-up (a whitened first layer's
+    patch statistics, a few seconds) or the end of the run."""
     seed_everything(0)
     model = profile.build_model()
     recipe = profile.recipe.replace(batch_size=batch_size, epochs=1)
     settings = dict(progress=False, eval_every_epoch=False, precision=precision, test=False)
-    fit(model, data, recipe, max_steps=warmup, **settings)  # warm-up (oneDNN/cuDNN set-up, allocator)
-    clock = Clock()
+    fit(model, data, recipe, max_steps=warmup, **settings)
 
     def stopwatch(step, model, loss):
         if step in (1, steps):
             sync(data.device)
-            clock.__enter__() if step == 1 else clock.__exit__()
+            begin() if step == 1 else end()
 
     fit(model, data, recipe, max_steps=steps, step_callback=stopwatch, **settings)
+
+
+def time_our_loop(profile, data, batch_size, steps, warmup, precision):
+    """Images per second (wall, CPU) of ``fit``'s training steps alone (``fit_steps``)."""
+    clock = Clock()
+    fit_steps(profile, data, batch_size, steps, warmup, precision, clock.__enter__, clock.__exit__)
     return rates((steps - 1) * batch_size, clock)
 
 
@@ -244,25 +250,10 @@ def step_breakdown(profile, data, batch_size, steps, warmup, precision):
     seconds of those steps; and the four largest operators of "the rest", (name, seconds)."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    seed_everything(0)
-    model = profile.build_model()
-    recipe = profile.recipe.replace(batch_size=batch_size, epochs=1)
-    settings = dict(progress=False, eval_every_epoch=False, precision=precision, test=False)
-    fit(model, data, recipe, max_steps=warmup, **settings)
-    profiler = torch_profile(activities=[ProfilerActivity.CPU])
-    started = []
-
-    def stopwatch(step, model, loss):
-        if step == 1:
-            sync(data.device)
-            started.append(time.perf_counter())
-            profiler.start()
-        elif step == steps:
-            sync(data.device)
-            profiler.stop()
-            started.append(time.perf_counter() - started[0])
-
-    fit(model, data, recipe, max_steps=steps, step_callback=stopwatch, **settings)
+    clock, profiler = Clock(), torch_profile(activities=[ProfilerActivity.CPU])
+    fit_steps(profile, data, batch_size, steps, warmup, precision,
+              begin=lambda: (clock.__enter__(), profiler.start()),
+              end=lambda: (profiler.stop(), clock.__exit__()))
     seconds = {kind: 0.0 for kind, _ in KINDS}
     seconds["the rest"], rest = 0.0, {}
     for event in profiler.key_averages():
@@ -271,7 +262,7 @@ def step_breakdown(profile, data, batch_size, steps, warmup, precision):
         seconds[kind] += event.self_cpu_time_total / 1e6
         if kind == "the rest":
             rest[event.key] = event.self_cpu_time_total / 1e6
-    return seconds, started[1], sorted(rest.items(), key=lambda item: -item[1])[:4]
+    return seconds, clock.wall, sorted(rest.items(), key=lambda item: -item[1])[:4]
 
 
 def print_breakdown(seconds, wall, largest_rest, conv_flop_per_image, images, matmul):
@@ -363,10 +354,12 @@ def main(argv=None):
     breakdown = None
     if args.breakdown:
         print()
-        breakdown, wall, largest_rest = step_breakdown(profile, data, batch_size, args.steps, args.warmup, precision)
+        breakdown, wall, largest_rest = step_breakdown(profile, data, batch_size, args.steps,
+                                                       args.warmup, precision)
         # the convolutions' share of the training FLOPs: 6 x their multiply-adds
         conv_flop = 6 * config_costs(profile.model, image_size=data.image_size).conv_macs
-        print_breakdown(breakdown, wall, largest_rest, conv_flop, (args.steps - 1) * batch_size, matmul[0])
+        print_breakdown(breakdown, wall, largest_rest, conv_flop, (args.steps - 1) * batch_size,
+                        matmul[0])
     return dict(augment_ours=ours_aug, augment_pil=pil_aug, loop_ours=ours, loop_baseline=baseline,
                 effective_gflops=effective, matmul_gflops=matmul, breakdown=breakdown)
 

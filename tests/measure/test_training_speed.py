@@ -25,9 +25,8 @@ def load_benchmark():
 
 def test_every_kind_of_layer_of_a_vgg_bn_step_gets_its_time():
     benchmark = load_benchmark()
-    profile = Profile(name="quick", **dict(QUICK, model=ModelSpec(config="A", batch_norm=True, width=0.125,
-                                                    head="compact", num_classes=10)),
-                      device=torch.device("cpu"))
+    tiny = ModelSpec(config="A", batch_norm=True, width=0.125, head="compact", num_classes=10)
+    profile = Profile(name="quick", **dict(QUICK, model=tiny), device=torch.device("cpu"))
     seconds, wall, largest_rest = benchmark.step_breakdown(
         profile, colour_data(n_train=64), batch_size=16, steps=4, warmup=1, precision="fp32")
     kinds = [kind for kind, _ in benchmark.KINDS]
