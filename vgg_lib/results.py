@@ -225,6 +225,26 @@ def depth_study_long_pilots():
                           settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
 
 
+def depth_study_plateau():
+    """Chapter 8's plateau budget (its 21 equal-epoch runs, each ended by the paper's plateau
+    schedule), in fp32 on one thread per run: ``--part 1/2`` and ``--part 2/2`` share two cores,
+    and a verify on the same CPU is bit-exact. Seed 0 took 2.1 CPU-hours (2026-12-05, the book's
+    2-core Xeon), so all 21 runs about 6.4; a verify of one run takes 12-28 minutes of CPU time."""
+    settings = depth_study.DEPTH_STUDY["plateau"]
+    return ChapterRecords(depth_study.depth_study_name("plateau"),
+                          depth_study.plateau_budget_plan(settings, 50_000 - settings.validation),
+                          settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
+
+
+def depth_study_plateau_pilots():
+    """The pilots that chose the plateau budget's learning rate and patience (seed 0, on
+    validation), as the plateau budget makes its runs. About 23 CPU-minutes."""
+    settings = depth_study.DEPTH_STUDY["plateau"]
+    return ChapterRecords(depth_study.depth_study_name("plateau") + "_pilot",
+                          depth_study.plateau_pilot_plan(settings),
+                          settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
+
+
 def batch_norm_quick():
     """Chapter 6's runs in the quick profile (its 50 grid points: Experiment 1 on the long
     budget's data, Experiments 2 and 3 on the short one's), in fp32 as the chapter trains them,
@@ -278,10 +298,11 @@ def test_protocol_quick():
 # chapter -> a function returning what makes and verifies its records (ChapterRecords for a
 # study of StudyRuns, RecordsOnSeveralData for one on several data sets, TransferRecords for
 # chapter 11's seeds); each in results/<name>/
-# "8-long" (chapter 8's long budget), "5-ablation": kept apart so that a verify of "8" or "5" stays short.
+# "8-long" and "8-plateau" (chapter 8's long budgets), "5-ablation": kept apart so that a verify of "8" or "5" stays short.
 CHAPTERS = {"4": slim_head_study, "5": training_quick, "5-ablation": partial(training_quick, ablation=True),
             "6": batch_norm_quick, "8": depth_study_quick,
-            "8-long": depth_study_long, "8-long-pilots": depth_study_long_pilots, "9": test_protocol_quick,
+            "8-long": depth_study_long, "8-long-pilots": depth_study_long_pilots,
+            "8-plateau": depth_study_plateau, "8-plateau-pilots": depth_study_plateau_pilots, "9": test_protocol_quick,
             "10": residual_networks_study, "11": transfer_quick}
 
 
