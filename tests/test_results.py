@@ -266,3 +266,18 @@ def test_chapter_8s_long_budget_is_its_own_entry_in_fp32_on_one_thread():
     pilots = results.CHAPTERS["8-long-pilots"]()
     assert pilots.name == depth_study_name("long") + "_pilot" and (pilots.precision, pilots.threads) == ("fp32", 1)
     assert pilots.data_kwargs == chapter.data_kwargs
+
+
+def test_chapter_8s_plateau_budget_and_its_pilots_are_their_own_entries_in_fp32_on_one_thread():
+    from vgg_lib.experiments.depth_study import plateau_budget_plan, plateau_pilot_plan
+
+    settings = DEPTH_STUDY["plateau"]
+    chapter, pilots = results.CHAPTERS["8-plateau"](), results.CHAPTERS["8-plateau-pilots"]()
+    assert chapter.runs == plateau_budget_plan(settings, 50_000 - settings.validation)
+    assert pilots.runs == plateau_pilot_plan(settings)
+    assert (chapter.name, pilots.name) == (depth_study_name("plateau"), depth_study_name("plateau") + "_pilot")
+    for entry in (chapter, pilots):
+        assert (entry.precision, entry.threads, entry.fit_options) == ("fp32", 1, {})  # validation every epoch
+        assert entry.data_kwargs == settings.data_kwargs(torch.device("cpu"))
+    assert sorted(["8-plateau-pilots", "9", "8-plateau", "8-long", "8"], key=results.chapter_order) == [
+        "8", "8-long", "8-plateau", "8-plateau-pilots", "9"]

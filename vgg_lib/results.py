@@ -237,8 +237,9 @@ def depth_study_plateau():
 
 
 def depth_study_plateau_pilots():
-    """The pilots that chose the plateau budget's learning rate and patience (seed 0, on
-    validation), as the plateau budget makes its runs. About 23 CPU-minutes."""
+    """The pilots that chose the plateau budget's learning rate and patience, and those of the
+    one-cycle schedule it replaced (seed 0, on validation), as the plateau budget makes its runs.
+    About 48 CPU-minutes."""
     settings = depth_study.DEPTH_STUDY["plateau"]
     return ChapterRecords(depth_study.depth_study_name("plateau") + "_pilot",
                           depth_study.plateau_pilot_plan(settings),
@@ -307,7 +308,7 @@ CHAPTERS = {"4": slim_head_study, "5": training_quick, "5-ablation": partial(tra
 
 
 def chapter_order(chapter):
-    """Sort key of ``CHAPTERS``' keys: by chapter number, "8" before "8-long" and "8-long-pilots"."""
+    """Sort key of ``CHAPTERS``' keys: by chapter number, then the part: "8", "8-long", "8-long-pilots", "8-plateau"."""
     number, _, part = chapter.partition("-")
     return int(number), part
 

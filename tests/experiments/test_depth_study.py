@@ -95,3 +95,42 @@ def test_the_shipped_long_budget_records_are_its_plan_s_runs_in_fp32_on_one_thre
     assert all(run.recipe.replace(epochs=settings.recipe.epochs, lr=settings.recipe.lr) ==
                settings.recipe for run in pilots)
     assert all(run.spec == settings.spec.replace(config=run.spec.config) for run in pilots)
+
+
+def test_the_plateau_budget_is_the_long_budget_under_the_paper_s_schedule_seed_by_seed():
+    from vgg_lib.experiments.depth_study import (DEPTH_STUDY_CONFIGS, PLATEAU_EPOCHS, PLATEAU_LR,
+                                                 PLATEAU_PATIENCE, long_budget_plan, plateau_budget_plan,
+                                                 plateau_pilot_plan)
+
+    settings, long = DEPTH_STUDY["plateau"], DEPTH_STUDY["long"]
+    runs = plateau_budget_plan(settings, 45_000)
+    assert [(run.label, run.seed) for run in runs] == [
+        (config, seed) for seed in settings.seeds for config in DEPTH_STUDY_CONFIGS]
+    assert all(run.train_images is None and run.recipe.schedule == "plateau" for run in runs)
+    # the long budget's data, width and recipe but for the schedule, its rate and its cap
+    assert settings.replace(recipe=long.recipe) == long and settings.seeds == (0, 1, 2)
+    assert settings.recipe == long.recipe.replace(epochs=PLATEAU_EPOCHS, lr=PLATEAU_LR, schedule="plateau",
+                                                  plateau_patience=PLATEAU_PATIENCE)
+    pilots = plateau_pilot_plan(settings)
+    assert [(run.label, run.seed, run.recipe.schedule) for run in pilots] == [
+        ("A", 0, "plateau"), ("A", 0, "onecycle"), ("A x2 epochs", 0, "onecycle")]
+    # a plateau pilot differs from the study's runs in peak learning rate and patience only
+    assert pilots[0].recipe.replace(lr=PLATEAU_LR, plateau_patience=PLATEAU_PATIENCE) == runs[0].recipe
+    # the one-cycle pilots are the long budget's A of seed 0 and its convergence check
+    long_runs = long_budget_plan(long, 45_000)
+    assert pilots[1:] == [long_runs[0], long_runs[-1]]
+    assert len({run.name for run in pilots + runs}) == len(pilots) + len(runs)   # each its own record
+
+
+def test_the_plateau_budget_s_records_made_so_far_are_its_plan_s_runs_in_fp32_on_one_thread():
+    """results/depth_study_plateau/ holds records of the plateau budget's runs, made over
+    several sittings (issue #21; chapter 8 reads them once all 21 are made), each of that very run,
+    in fp32 on one thread, every one ended by the schedule before its cap."""
+    from vgg_lib.experiments.depth_study import depth_study_name, plateau_budget_plan
+
+    settings = DEPTH_STUDY["plateau"]
+    records = assert_shipped_records(depth_study_name("plateau"), plateau_budget_plan(settings, 45_000),
+                                     "fp32", 1, being_made=True)
+    for name, record in records.items():
+        assert record.history["stopped_by_schedule"] is True, name
+        assert len(record.history["epochs"]) < settings.recipe.epochs, name
