@@ -239,7 +239,7 @@ def depth_study_plateau():
 def depth_study_plateau_pilots():
     """The pilots that chose the plateau budget's learning rate and patience, and those of the
     one-cycle schedule it replaced (seed 0, on validation), as the plateau budget makes its runs.
-    About 48 CPU-minutes."""
+    About 32 CPU-minutes."""
     settings = depth_study.DEPTH_STUDY["plateau"]
     return ChapterRecords(depth_study.depth_study_name("plateau") + "_pilot",
                           depth_study.plateau_pilot_plan(settings),
