@@ -156,3 +156,20 @@ def test_a_probed_run_s_record_keeps_its_probe_and_reads_it_back(tmp_path):
     without = make_record(record.identity, history, seconds=1.0, cpu_seconds=1.0)
     assert without.probe is None and "probe" not in without.to_dict()
     assert without.restored_probe((1, 3)) is None
+
+
+def test_every_shipped_record_counts_the_images_its_run_trained_on():
+    """A record's images_seen is the images of the steps its run took (a plateau run stops before
+    its cap of epochs), as the book's tables of compute read it: one batch per recorded step."""
+    from support import ROOT
+
+    checked = 0
+    for path in sorted((ROOT / "results").glob("*/*.json")):
+        record = read_record(path)
+        if record.metrics.get("images_seen") is None:
+            continue
+        batch = record.identity["recipe"]["batch_size"]
+        batch = min(batch, record.identity.get("train_images") or batch)
+        assert record.metrics["images_seen"] == len(record.history["steps"]) * batch, path.name
+        checked += 1
+    assert checked > 200

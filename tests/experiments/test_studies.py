@@ -387,6 +387,8 @@ def test_a_row_of_plateau_runs_averages_seeds_that_trained_for_different_epochs(
     assert all(r.history.stopped_by_schedule for r in results) and len(set(epochs)) > 1, epochs
     (row,) = summarise_study(results)
     assert row.epochs == epochs and len(row.test) == 3
+    per_epoch = len(data.x_train) // plateau.batch_size * plateau.batch_size
+    assert [r.images_seen for r in results] == [e * per_epoch for e in epochs]   # those trained, not the cap's
     assert row.images_seen == round(sum(r.images_seen for r in results) / 3)
     assert "each run as long as the plateau schedule let it train" in studies.format_study_table([row])
     other = run_study([StudyRun("A", TINY, plateau.replace(seed=3, lr=0.05))], data, tmp_path,

@@ -309,7 +309,7 @@ def _train(run, run_data, bar, keep_models, fit_options):
         derived = {**(derived or {}), DIGEST: network_digest(model)}
     record = make_record(_identity(run, spec, run_data), history,
                          seconds=watch.seconds, cpu_seconds=watch.cpu_seconds, model=model,
-                         images_seen=steps * batch, macs=forward_macs(spec), probe=probe,
+                         images_seen=len(history.steps) * batch, macs=forward_macs(spec), probe=probe,
                          probe_fields=run.probe_fields, derived=derived)
     return RunResult(run, history, record, model if keep_models or run.keep_network else None, probe)
 
