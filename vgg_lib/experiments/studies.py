@@ -260,8 +260,11 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
     if progress and to_train:
         # one refresh a second at most: a study runs for minutes, and a busy notebook kernel
         # should not queue thousands of widget updates (nbval waits only seconds for them)
+        # a plateau run's images are those of its cap of epochs: the bar's total is at most
+        capped = any(run.recipe.schedule == "plateau" for run, *_ in to_train)
         bar = tqdm(total=total, unit="img", unit_scale=True, dynamic_ncols=True, mininterval=1.0,
-                   desc=f"{len(to_train)} of {len(plans)} runs to train")
+                   desc=f"{len(to_train)} of {len(plans)} runs to train"
+                        + (" (total: the plateau runs' caps; they stop sooner)" if capped else ""))
     results = []
     try:
         for run, run_data, path, stored in plans:
@@ -305,6 +308,8 @@ def _train(run, run_data, bar, keep_models, fit_options):
         history = fit(model, run_data, run.recipe, progress=False, step_callback=after_backward,
                       train_eval_images=run.train_eval_images, **fit_options)
         derived = run.derive and run.derive(model, run_data, fit_options.get("precision", "auto"))
+    if bar is not None:   # a run that stopped before its cap: the bar moves on by the rest of it
+        bar.update((steps - len(history.steps)) * batch)
     if run.keep_network:
         derived = {**(derived or {}), DIGEST: network_digest(model)}
     record = make_record(_identity(run, spec, run_data), history,
