@@ -226,10 +226,11 @@ def depth_study_long_pilots():
 
 
 def depth_study_plateau():
-    """Chapter 8's plateau budget (its 21 equal-epoch runs, each ended by the paper's plateau
-    schedule), in fp32 on one thread per run: ``--part 1/2`` and ``--part 2/2`` share two cores,
-    and a verify on the same CPU is bit-exact. Seed 0 took 2.1 CPU-hours (2026-12-05, the book's
-    2-core Xeon), so all 21 runs about 6.4; a verify of one run takes 12-28 minutes of CPU time."""
+    """Chapter 8's plateau budget (its 21 runs, each ended by the paper's plateau schedule), in
+    fp32 on one thread per run: ``--part 1/2`` and ``--part 2/2`` share two cores, and a verify on
+    the same CPU is bit-exact. Seed 0 took 1.9 CPU-hours (2026-12-05, the book's 2-core Xeon), and
+    a run's length depends on its seed (A: 50 epochs with seed 0, 73 with seed 1), so all 21 about
+    6 to 7; a verify of one run takes 10-30 minutes of CPU time."""
     settings = depth_study.DEPTH_STUDY["plateau"]
     return ChapterRecords(depth_study.depth_study_name("plateau"),
                           depth_study.plateau_budget_plan(settings, 50_000 - settings.validation),

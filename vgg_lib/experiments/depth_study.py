@@ -96,8 +96,8 @@ DEPTH_STUDY = {
 # ends the run (TrainConfig(schedule="plateau"); PLATEAU_EPOCHS is only a cap). This is the
 # criterion of "trained to convergence" that fits two CPU cores; the long budget's (twice the
 # epochs gain A less than a point) does not: A at width 1/8, seed 0, one-cycle, gained 1.4
-# points of validation accuracy from 30 to 60 epochs and 1.7 from 60 to 120, so a budget passing
-# it would take 10-20 hours. Chosen 2026-12-05 from the pilots of PLATEAU_PILOTS (seed 0, fp32,
+# points of validation accuracy from 30 to 60 epochs (the pilots' records) and 1.7 from 60 to 120
+# (one run, whose record was not kept), so a budget passing it would take 10-20 hours. Chosen 2026-12-05 from the pilots of PLATEAU_PILOTS (seed 0, fp32,
 # one thread, the book's 2-core Xeon, judged on validation): patience 5 at lr 0.4 stopped after
 # 50 epochs at 78.8 %, patience 3 at lr 0.1 after 49 epochs at 77.4 %.
 PLATEAU_EPOCHS = 100
@@ -202,8 +202,8 @@ def long_pilot_plan(settings):
 
 
 def plateau_budget_plan(settings, train_images):
-    """The plateau budget's runs: every configuration x seed with equal epochs caps (the paper's
-    view of Table 3), seed by seed (all of seed 0 first, so a set made over several sittings has
+    """The plateau budget's runs: every configuration x seed on all the training images, each
+    under the same schedule and cap of epochs (the paper's view of Table 3), seed by seed (all of seed 0 first, so a set made over several sittings has
     whole seeds early). No convergence check: each run ends when the schedule stops it."""
     return sorted(depth_study_plan(settings, train_images)["equal epochs"], key=lambda run: run.seed)
 

@@ -260,7 +260,7 @@ def run_study(runs, data, folder=None, *, shipped="auto", progress=True, keep_mo
     if progress and to_train:
         # one refresh a second at most: a study runs for minutes, and a busy notebook kernel
         # should not queue thousands of widget updates (nbval waits only seconds for them)
-        # a plateau run's images are those of its cap of epochs: the bar's total is at most
+        # the total counts a plateau run's cap of epochs; such a run stops sooner (see _train)
         capped = any(run.recipe.schedule == "plateau" for run, *_ in to_train)
         bar = tqdm(total=total, unit="img", unit_scale=True, dynamic_ncols=True, mininterval=1.0,
                    desc=f"{len(to_train)} of {len(plans)} runs to train"
