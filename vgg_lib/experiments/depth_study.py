@@ -97,9 +97,10 @@ DEPTH_STUDY = {
 # criterion of "trained to convergence" that fits two CPU cores; the long budget's (twice the
 # epochs gain A less than a point) does not: A at width 1/8, seed 0, one-cycle, gained 1.4
 # points of validation accuracy from 30 to 60 epochs (the pilots' records) and 1.7 from 60 to 120
-# (one run, whose record was not kept), so a budget passing it would take 10-20 hours. Chosen 2026-12-05 from the pilots of PLATEAU_PILOTS (seed 0, fp32,
-# one thread, the book's 2-core Xeon, judged on validation): patience 5 at lr 0.4 stopped after
-# 50 epochs at 78.8 %, patience 3 at lr 0.1 after 49 epochs at 77.4 %.
+# (one run, whose record was not kept), so a budget passing it would take 10-20 hours. Chosen
+# 2026-12-05 from the pilots of PLATEAU_PILOTS (seed 0, fp32, one thread, the book's 2-core Xeon,
+# judged on validation): patience 5 at lr 0.4 stopped after 50 epochs at 78.8 %, patience 3 at
+# lr 0.1 after 49 epochs at 77.4 %.
 PLATEAU_EPOCHS = 100
 PLATEAU_LR = 0.4
 PLATEAU_PATIENCE = 5
