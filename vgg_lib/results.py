@@ -205,45 +205,21 @@ def depth_study_quick():
                           settings.data_kwargs(torch.device("cpu")), "fp32")
 
 
-def depth_study_long():
-    """Chapter 8's long budget (its 21 equal-epoch runs and the convergence check), in fp32 on
-    one thread per run: ``--part 1/2`` and ``--part 2/2`` share two cores, and a verify on the
-    same CPU is bit-exact. 4.3 CPU-hours in all (2026-12-05, the book's 2-core Xeon); a verify of one
-    run takes 7-18 minutes of CPU time."""
-    settings = depth_study.DEPTH_STUDY["long"]
-    train_images = 50_000 - settings.validation
-    return ChapterRecords(depth_study.depth_study_name("long"),
-                          depth_study.long_budget_plan(settings, train_images),
-                          settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
-
-
-def depth_study_long_pilots():
-    """The pilots that chose the long budget's learning rate and epochs (seed 0, read by chapter
-    8 for their validation accuracy), as the long budget makes its runs. About 29 CPU-minutes."""
-    settings = depth_study.DEPTH_STUDY["long"]
-    return ChapterRecords(depth_study.depth_study_name("long") + "_pilot", depth_study.long_pilot_plan(settings),
-                          settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
-
-
-def depth_study_plateau():
-    """Chapter 8's plateau budget (its 21 runs, each ended by the paper's plateau schedule), in
-    fp32 on one thread per run: ``--part 1/2`` and ``--part 2/2`` share two cores, and a verify on
-    the same CPU is bit-exact. Seed 0 took 1.9 CPU-hours (2026-12-05, the book's 2-core Xeon), and
-    a run's length depends on its seed (A: 50 epochs with seed 0, 73 with seed 1), so all 21 about
-    6 to 7; a verify of one run takes 10-30 minutes of CPU time."""
-    settings = depth_study.DEPTH_STUDY["plateau"]
-    return ChapterRecords(depth_study.depth_study_name("plateau"),
-                          depth_study.plateau_budget_plan(settings, 50_000 - settings.validation),
-                          settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
-
-
-def depth_study_plateau_pilots():
-    """The pilots that chose the plateau budget's learning rate and patience, and those of the
-    one-cycle schedule it replaced (seed 0, on validation), as the plateau budget makes its runs.
-    About 32 CPU-minutes."""
-    settings = depth_study.DEPTH_STUDY["plateau"]
-    return ChapterRecords(depth_study.depth_study_name("plateau") + "_pilot",
-                          depth_study.plateau_pilot_plan(settings),
+def depth_study_long_budget(name, pilots=False):
+    """Chapter 8's long budgets, in fp32 on one thread per run (``--part 1/2`` and ``--part 2/2``
+    share two cores, and a verify on the same CPU is bit-exact): ``name`` "long", 30 epochs of
+    one-cycle and its convergence check (22 runs, 4.3 CPU-hours), or "plateau", each run ended by
+    the paper's plateau schedule (21 runs; seed 0 took 1.9 CPU-hours, and a run's length depends
+    on its seed, so 6 to 7 in all); ``pilots``: the pilot runs that chose their settings (29 and
+    32 CPU-minutes). A verify of one run takes 7-30 minutes of CPU time (2026-12-05, the book's
+    2-core Xeon)."""
+    settings = depth_study.DEPTH_STUDY[name]
+    if pilots:
+        runs = (depth_study.long_pilot_plan if name == "long" else depth_study.plateau_pilot_plan)(settings)
+    else:
+        plan = depth_study.long_budget_plan if name == "long" else depth_study.plateau_budget_plan
+        runs = plan(settings, 50_000 - settings.validation)
+    return ChapterRecords(depth_study.depth_study_name(name) + ("_pilot" if pilots else ""), runs,
                           settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
 
 
@@ -303,8 +279,9 @@ def test_protocol_quick():
 # "8-long" and "8-plateau" (chapter 8's long budgets), "5-ablation": kept apart so that a verify of "8" or "5" stays short.
 CHAPTERS = {"4": slim_head_study, "5": training_quick, "5-ablation": partial(training_quick, ablation=True),
             "6": batch_norm_quick, "8": depth_study_quick,
-            "8-long": depth_study_long, "8-long-pilots": depth_study_long_pilots,
-            "8-plateau": depth_study_plateau, "8-plateau-pilots": depth_study_plateau_pilots, "9": test_protocol_quick,
+            **{f"8-{name}{'-pilots' if pilots else ''}": partial(depth_study_long_budget, name, pilots)
+               for name in ("long", "plateau") for pilots in (False, True)},
+            "9": test_protocol_quick,
             "10": residual_networks_study, "11": transfer_quick}
 
 
