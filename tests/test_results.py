@@ -252,22 +252,6 @@ def test_a_verify_compares_each_protocol_s_accuracy_too():
     assert set(results.METRICS) < set(numbers)
 
 
-def test_chapter_8s_long_budget_is_its_own_entry_in_fp32_on_one_thread():
-    from vgg_lib.experiments.depth_study import long_budget_plan
-
-    settings = DEPTH_STUDY["long"]
-    chapter = results.CHAPTERS["8-long"]()
-    assert chapter.runs == long_budget_plan(settings, 50_000 - settings.validation)
-    assert chapter.name == depth_study_name("long") and chapter.precision == "fp32"
-    assert chapter.threads == 1 and chapter.fit_options == {}   # the chapter evaluates every epoch
-    assert chapter.data_kwargs == settings.data_kwargs(torch.device("cpu"))
-    assert sorted(["11", "8-long-pilots", "8-long", "10", "8", "4"], key=results.chapter_order) == [
-        "4", "8", "8-long", "8-long-pilots", "10", "11"]
-    pilots = results.CHAPTERS["8-long-pilots"]()
-    assert pilots.name == depth_study_name("long") + "_pilot" and (pilots.precision, pilots.threads) == ("fp32", 1)
-    assert pilots.data_kwargs == chapter.data_kwargs
-
-
 def test_chapter_8s_plateau_budget_and_its_pilots_are_their_own_entries_in_fp32_on_one_thread():
     from vgg_lib.experiments.depth_study import plateau_budget_plan, plateau_pilot_plan
 
@@ -279,5 +263,5 @@ def test_chapter_8s_plateau_budget_and_its_pilots_are_their_own_entries_in_fp32_
     for entry in (chapter, pilots):
         assert (entry.precision, entry.threads, entry.fit_options) == ("fp32", 1, {})  # validation every epoch
         assert entry.data_kwargs == settings.data_kwargs(torch.device("cpu"))
-    assert sorted(["8-plateau-pilots", "9", "8-plateau", "8-long", "8"], key=results.chapter_order) == [
-        "8", "8-long", "8-plateau", "8-plateau-pilots", "9"]
+    assert sorted(["11", "8-plateau-pilots", "9", "8-plateau", "10", "8", "4"], key=results.chapter_order) == [
+        "4", "8", "8-plateau", "8-plateau-pilots", "9", "10", "11"]

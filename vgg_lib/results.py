@@ -205,21 +205,16 @@ def depth_study_quick():
                           settings.data_kwargs(torch.device("cpu")), "fp32")
 
 
-def depth_study_long_budget(name, pilots=False):
-    """Chapter 8's long budgets, in fp32 on one thread per run (``--part 1/2`` and ``--part 2/2``
-    share two cores, and a verify on the same CPU is bit-exact): ``name`` "long", 30 epochs of
-    one-cycle and its convergence check (22 runs, 4.3 CPU-hours), or "plateau", each run ended by
-    the paper's plateau schedule (21 runs; seed 0 took 1.9 CPU-hours, and a run's length depends
-    on its seed, so 6 to 7 in all); ``pilots``: the pilot runs that chose their settings (29 and
-    32 CPU-minutes). A verify of one run takes 7-30 minutes of CPU time (2026-12-05, the book's
-    2-core Xeon)."""
-    settings = depth_study.DEPTH_STUDY[name]
-    if pilots:
-        runs = (depth_study.long_pilot_plan if name == "long" else depth_study.plateau_pilot_plan)(settings)
-    else:
-        plan = depth_study.long_budget_plan if name == "long" else depth_study.plateau_budget_plan
-        runs = plan(settings, 50_000 - settings.validation)
-    return ChapterRecords(depth_study.depth_study_name(name) + ("_pilot" if pilots else ""), runs,
+def depth_study_plateau(pilots=False):
+    """Chapter 8's long budget, each run ended by the paper's plateau schedule, in fp32 on one
+    thread per run (``--part 1/2`` and ``--part 2/2`` share two cores, and a verify on the same CPU
+    is bit-exact): its 21 runs (a run's length depends on its seed: seeds 0 and 1 took 1.9 and 2.3
+    CPU-hours), or (``pilots``) the pilot runs that chose its settings (32 CPU-minutes). A verify
+    of one run takes 10-30 minutes of CPU time (2026-12-05, the book's 2-core Xeon)."""
+    settings = depth_study.DEPTH_STUDY["plateau"]
+    runs = (depth_study.plateau_pilot_plan(settings) if pilots
+            else depth_study.plateau_budget_plan(settings, 50_000 - settings.validation))
+    return ChapterRecords(depth_study.depth_study_name("plateau") + ("_pilot" if pilots else ""), runs,
                           settings.data_kwargs(torch.device("cpu")), "fp32", threads=1)
 
 
@@ -276,17 +271,16 @@ def test_protocol_quick():
 # chapter -> a function returning what makes and verifies its records (ChapterRecords for a
 # study of StudyRuns, RecordsOnSeveralData for one on several data sets, TransferRecords for
 # chapter 11's seeds); each in results/<name>/
-# "8-long" and "8-plateau" (chapter 8's long budgets), "5-ablation": kept apart so that a verify of "8" or "5" stays short.
+# "8-plateau" (chapter 8's long budget) and "5-ablation": kept apart so that a verify of "8" or "5" stays short.
 CHAPTERS = {"4": slim_head_study, "5": training_quick, "5-ablation": partial(training_quick, ablation=True),
             "6": batch_norm_quick, "8": depth_study_quick,
-            **{f"8-{name}{'-pilots' if pilots else ''}": partial(depth_study_long_budget, name, pilots)
-               for name in ("long", "plateau") for pilots in (False, True)},
+            "8-plateau": depth_study_plateau, "8-plateau-pilots": partial(depth_study_plateau, pilots=True),
             "9": test_protocol_quick,
             "10": residual_networks_study, "11": transfer_quick}
 
 
 def chapter_order(chapter):
-    """Sort key of ``CHAPTERS``' keys: by chapter number, then the part: "8", "8-long", "8-long-pilots", "8-plateau"."""
+    """Sort key of ``CHAPTERS``' keys: by chapter number, then the part: "8", "8-plateau", "8-plateau-pilots", "9"."""
     number, _, part = chapter.partition("-")
     return int(number), part
 

@@ -59,66 +59,31 @@ def test_the_shipped_quick_records_are_the_quick_plan_s_runs_in_fp32():
                            "fp32", 2)
 
 
-def test_the_long_budget_is_every_configuration_and_seed_seed_by_seed_then_its_convergence_check():
-    from vgg_lib.experiments.depth_study import (DEPTH_STUDY_CONFIGS, LONG_CONVERGENCE, LONG_EPOCHS,
-                                                 LONG_LR, long_budget_plan)
-
-    settings = DEPTH_STUDY["long"]
-    runs = long_budget_plan(settings, 45_000)
-    study, check = runs[:-1], runs[-1]
-    assert [(run.label, run.seed) for run in study] == [
-        (config, seed) for seed in settings.seeds for config in DEPTH_STUDY_CONFIGS]
-    assert all(run.recipe.epochs == LONG_EPOCHS and run.train_images is None for run in study)
-    assert all(run.spec.width == DEPTH_STUDY["quick"].spec.width for run in runs)   # the quick width
-    assert (check.spec.config, check.seed) == (LONG_CONVERGENCE["config"], LONG_CONVERGENCE["seed"])
-    assert check.recipe == study[0].recipe.replace(epochs=LONG_CONVERGENCE["factor"] * LONG_EPOCHS)
-    assert check.name not in {run.name for run in study}   # its own record
-    # the full profile's data and recipe but for the epochs: the two budgets differ in width
-    full = DEPTH_STUDY["full"]
-    assert (settings.train_images, settings.validation, settings.test_images) == (
-        full.train_images, full.validation, full.test_images)
-    assert settings.recipe == full.recipe.replace(epochs=LONG_EPOCHS, lr=LONG_LR)
-
-
-def test_the_shipped_long_budget_records_are_its_plan_s_runs_in_fp32_on_one_thread():
-    """results/depth_study_long/ holds one record per run of the long budget's plan (its 21
-    equal-epoch runs and the convergence check), and results/depth_study_long_pilot/ one per
-    pilot, each of that very run (the data's fingerprint aside, which chapter 8's nbval run
-    checks: all 29 read), made in fp32 on one thread."""
-    from vgg_lib.experiments.depth_study import depth_study_name, long_budget_plan, long_pilot_plan
-
-    settings = DEPTH_STUDY["long"]
-    assert_shipped_records(depth_study_name("long"), long_budget_plan(settings, 45_000), "fp32", 1)
-    pilots = long_pilot_plan(settings)
-    assert_shipped_records(depth_study_name("long") + "_pilot", pilots, "fp32", 1)
-    # the pilots differ from the study's runs in epochs and peak learning rate only
-    assert all(run.recipe.replace(epochs=settings.recipe.epochs, lr=settings.recipe.lr) ==
-               settings.recipe for run in pilots)
-    assert all(run.spec == settings.spec.replace(config=run.spec.config) for run in pilots)
-
-
-def test_the_plateau_budget_is_the_long_budget_under_the_paper_s_schedule_seed_by_seed():
+def test_the_long_budget_is_every_configuration_and_seed_under_the_paper_s_schedule_seed_by_seed():
     from vgg_lib.experiments.depth_study import (DEPTH_STUDY_CONFIGS, PLATEAU_EPOCHS, PLATEAU_LR,
-                                                 PLATEAU_PATIENCE, long_budget_plan, plateau_budget_plan,
-                                                 plateau_pilot_plan)
+                                                 PLATEAU_PATIENCE, plateau_budget_plan, plateau_pilot_plan)
 
-    settings, long = DEPTH_STUDY["plateau"], DEPTH_STUDY["long"]
+    settings, full = DEPTH_STUDY["plateau"], DEPTH_STUDY["full"]
     runs = plateau_budget_plan(settings, 45_000)
     assert [(run.label, run.seed) for run in runs] == [
         (config, seed) for seed in settings.seeds for config in DEPTH_STUDY_CONFIGS]
     assert all(run.train_images is None and run.recipe.schedule == "plateau" for run in runs)
-    # the long budget's data, width and recipe but for the schedule, its rate and its cap
-    assert settings.replace(recipe=long.recipe) == long and settings.seeds == (0, 1, 2)
-    assert settings.recipe == long.recipe.replace(epochs=PLATEAU_EPOCHS, lr=PLATEAU_LR, schedule="plateau",
+    assert all(run.spec.width == DEPTH_STUDY["quick"].spec.width for run in runs)   # the quick width
+    # the full profile's data and recipe but for the schedule, its rate and its cap of epochs
+    assert (settings.train_images, settings.validation, settings.test_images) == (
+        full.train_images, full.validation, full.test_images)
+    assert settings.recipe == full.recipe.replace(epochs=PLATEAU_EPOCHS, lr=PLATEAU_LR, schedule="plateau",
                                                   plateau_patience=PLATEAU_PATIENCE)
     pilots = plateau_pilot_plan(settings)
-    assert [(run.label, run.seed, run.recipe.schedule) for run in pilots] == [
-        ("A", 0, "plateau"), ("A", 0, "onecycle"), ("A x2 epochs", 0, "onecycle")]
-    # a plateau pilot differs from the study's runs in peak learning rate and patience only
+    assert [(run.label, run.seed, run.recipe.schedule, run.recipe.epochs) for run in pilots] == [
+        ("A", 0, "plateau", PLATEAU_EPOCHS), ("A", 0, "onecycle", 30), ("A x2 epochs", 0, "onecycle", 60)]
+    # a plateau pilot differs from the study's runs in peak learning rate and patience only; the
+    # one-cycle pilots in schedule and epochs only (and the one-cycle ignores the patience)
     assert pilots[0].recipe.replace(lr=PLATEAU_LR, plateau_patience=PLATEAU_PATIENCE) == runs[0].recipe
-    # the one-cycle pilots are the long budget's A of seed 0 and its convergence check
-    long_runs = long_budget_plan(long, 45_000)
-    assert pilots[1:] == [long_runs[0], long_runs[-1]]
+    for pilot in pilots[1:]:
+        assert pilot.spec == runs[0].spec
+        assert pilot.recipe.replace(schedule="plateau", epochs=PLATEAU_EPOCHS,
+                                    plateau_patience=PLATEAU_PATIENCE) == runs[0].recipe
     assert len({run.name for run in pilots + runs}) == len(pilots) + len(runs)   # each its own record
 
 

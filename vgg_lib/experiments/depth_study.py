@@ -36,26 +36,6 @@ PAPER_CONTROL_TOP1_EXCESS = 7
 # trained A, Section 3.1), the compact head (global average pooling + one linear layer, as in
 # chapters 5-6), ten classes. Seeds 0, 1, 2 seed the weights, the data order and augmentation.
 SPEC = ModelSpec(config="A", batch_norm=True, head="compact", num_classes=10)
-# The long budget's epochs, and its convergence check: A (the shallowest network, the one that
-# converges first on the steps it gets) trained for LONG_CONVERGENCE["factor"] times as many
-# epochs, seed 0, must end within LONG_CONVERGENCE["points"] of validation accuracy of the
-# long budget's A runs; otherwise more epochs would still pay and the budget is not "to
-# convergence". Chosen 2026-12-05 from pilots on validation, seed 0, fp32, one thread, the
-# book's 2-core Xeon (records in results/depth_study_long_pilot/; val % after the last epoch,
-# CPU seconds per run): A 10 epochs lr 0.1 74.6, 0.2 75.0, 0.4 75.9 (153-156 s); A 20 epochs lr
-# 0.1 77.0, 0.4 78.1 (311-316 s); E 10 epochs lr 0.1 73.3, 0.4 75.3 (315-317 s). So lr 0.4, and
-# more than 20 epochs (A gained 2.2 points from 10 to 20). The study (results/depth_study_long/,
-# 22 runs, 4.3 CPU-hours) FAILED the check: A seed 0 gained 1.4 points of validation accuracy
-# from 30 to 60 epochs, so this budget is longer, not converged; chapter 8 says so. The next step
-# would be LONG_EPOCHS = 60 (about 8.6 CPU-hours) with the check at 120.
-LONG_EPOCHS = 30
-LONG_LR = 0.4
-LONG_CONVERGENCE = {"config": "A", "factor": 2, "seed": 0, "points": 1.0}
-# The pilots behind LONG_LR and LONG_EPOCHS, seed 0, judged on validation: (label, configuration,
-# epochs, peak learning rate). "A x2 epochs" is A at 20 epochs, the convergence check of a first
-# draft (10 epochs, lr 0.1), kept under the label its record was made with.
-LONG_PILOTS = [("A", "A", 10, 0.1), ("A", "A", 10, 0.2), ("A", "A", 10, 0.4), ("A x2 epochs", "A", 20, 0.1),
-               ("A", "A", 20, 0.4), ("E", "E", 10, 0.1), ("E", "E", 10, 0.4)]
 DEPTH_STUDY = {
     # Sized to run all 7 configurations x 3 seeds x both budget views (36 distinct runs: A's and
     # A-LRN's equal-compute runs are their equal-epoch runs) in about 5.5 minutes on one CPU
@@ -78,39 +58,36 @@ DEPTH_STUDY = {
                        recipe=TrainConfig(epochs=15, batch_size=256, lr=0.1, weight_decay=5e-4,
                                           label_smoothing=0.1, nesterov=True, tta_flip=False,
                                           crop_padding=4)),
-    # The long budget (issue #21): the question of the paper's Table 3, does depth help once every
-    # network is trained to convergence?, at the quick study's width on two CPU cores. All of the
-    # training images but the validation split, the full profile's recipe (crop padding 4, batch
-    # 256) and LONG_EPOCHS epochs, the equal-epochs view only (the paper's), fp32, one thread per
-    # run (`make results CHAPTER=8-long`, two processes with --part 1/2 and 2/2). The criterion for
-    # "trained to convergence" is LONG_CONVERGENCE's, checked by the chapter from the records.
-    "long": Experiment(SPEC.replace(width=0.125), train_images=None, validation=5_000,
-                       test_images=None, seeds=(0, 1, 2),
-                       recipe=TrainConfig(epochs=LONG_EPOCHS, batch_size=256, lr=LONG_LR, weight_decay=5e-4,
-                                          label_smoothing=0.1, nesterov=True, tta_flip=False,
-                                          crop_padding=4)),
 }
-# The plateau budget (issue #21): the long budget again, but each run trained until the paper's
-# own stopping rule ends it (Section 3.1): the learning rate divided by 10 when the validation
-# accuracy has not improved for PLATEAU_PATIENCE epochs, three times, and the next such stall
-# ends the run (TrainConfig(schedule="plateau"); PLATEAU_EPOCHS is only a cap). This is the
-# criterion of "trained to convergence" that fits two CPU cores; the long budget's (twice the
-# epochs gain A less than a point) does not: A at width 1/8, seed 0, one-cycle, gained 1.4
-# points of validation accuracy from 30 to 60 epochs (the pilots' records) and 1.7 from 60 to 120
-# (one run, whose record was not kept), so a budget passing it would take 10-20 hours. Chosen
-# 2026-12-05 from the pilots of PLATEAU_PILOTS (seed 0, fp32, one thread, the book's 2-core Xeon,
-# judged on validation): patience 5 at lr 0.4 stopped after 50 epochs at 78.8 %, patience 3 at
-# lr 0.1 after 49 epochs at 77.4 %.
+# The long budget (issue #21): the question of the paper's Table 3, does depth help once every
+# network is trained to convergence?, at the quick study's width on two CPU cores. All of the
+# training images but the validation split, the full profile's recipe (crop padding 4, batch
+# 256), the equal-epochs view only (the paper's), fp32, one thread per run (`make results
+# CHAPTER=8-plateau`, two processes with --part 1/2 and 2/2). Each run is trained until the
+# paper's own stopping rule ends it (Section 3.1): the learning rate divided by 10 when the
+# validation accuracy has not improved for PLATEAU_PATIENCE epochs, three times, and the next
+# such stall ends the run (TrainConfig(schedule="plateau"); PLATEAU_EPOCHS is only a cap). This
+# is the criterion of "trained to convergence" that fits two CPU cores. A first version (30
+# epochs of one-cycle for every network, "converged" if twice the epochs gained A less than a
+# point) failed its own check: A at width 1/8, seed 0, gained 1.4 points of validation accuracy
+# from 30 to 60 epochs (the pilots' records) and 1.7 from 60 to 120 (one run, whose record was
+# not kept), so a budget passing it would take 10-20 hours; its records were retired. Chosen
+# 2026-12-05 from the pilots of PLATEAU_PILOTS (seed 0, fp32, one thread, the book's 2-core
+# Xeon, judged on validation): patience 5 at lr 0.4 stopped after 50 epochs at 78.8 %, patience
+# 3 at lr 0.1 after 49 epochs at 77.4 %; lr 0.4 had also won the first version's pilots (A, 10
+# epochs: 75.9 % against 75.0 at 0.2 and 74.6 at 0.1; records in the git history at 7265d79).
 PLATEAU_EPOCHS = 100
 PLATEAU_LR = 0.4
 PLATEAU_PATIENCE = 5
-DEPTH_STUDY["plateau"] = DEPTH_STUDY["long"].replace(
-    recipe=DEPTH_STUDY["long"].recipe.replace(epochs=PLATEAU_EPOCHS, lr=PLATEAU_LR, schedule="plateau",
-                                              plateau_patience=PLATEAU_PATIENCE))
+DEPTH_STUDY["plateau"] = Experiment(
+    SPEC.replace(width=0.125), train_images=None, validation=5_000, test_images=None, seeds=(0, 1, 2),
+    recipe=TrainConfig(epochs=PLATEAU_EPOCHS, batch_size=256, lr=PLATEAU_LR, weight_decay=5e-4,
+                       label_smoothing=0.1, nesterov=True, tta_flip=False, crop_padding=4,
+                       schedule="plateau", plateau_patience=PLATEAU_PATIENCE))
 # The pilots, beside the study's own A of seed 0 (the setting chosen): (label, configuration,
 # changes to the plateau budget's recipe), seed 0, judged on validation. The other plateau
-# setting tried, and the one-cycle schedule at 30 and 60 epochs (the long budget's A, seed 0, and
-# its convergence check, under the labels their records were made with).
+# setting tried, and the one-cycle schedule at 30 and 60 epochs (the first version's A, seed 0,
+# and its convergence check, under the labels their records were made with).
 PLATEAU_PILOTS = [("A", "A", {"lr": 0.1, "plateau_patience": 3}),
                   ("A", "A", {"schedule": "onecycle", "epochs": 30, "plateau_patience": 3}),
                   ("A x2 epochs", "A", {"schedule": "onecycle", "epochs": 60, "plateau_patience": 3})]
@@ -179,27 +156,6 @@ def depth_study_plan(settings, train_images, configs=DEPTH_STUDY_CONFIGS, refere
             plan["equal compute"].append(
                 StudyRun(config, spec, seeded, None if images == train_images else images))
     return plan
-
-
-def long_budget_plan(settings, train_images):
-    """The long budget's runs: every configuration x seed with equal epochs (the paper's view of
-    Table 3), seed by seed (all of seed 0 first, so a set made over several sittings has whole
-    seeds early), then the convergence check of ``LONG_CONVERGENCE`` (its configuration trained
-    for ``factor`` times the epochs, one seed), labelled "<config> x<factor> epochs"."""
-    runs = sorted(depth_study_plan(settings, train_images)["equal epochs"], key=lambda run: run.seed)
-    check = LONG_CONVERGENCE
-    recipe = settings.recipe.replace(seed=check["seed"], epochs=check["factor"] * settings.recipe.epochs)
-    runs.append(StudyRun(f"{check['config']} x{check['factor']} epochs",
-                         depth_study_spec(check["config"], settings), recipe, None))
-    return runs
-
-
-def long_pilot_plan(settings):
-    """The pilot runs of ``LONG_PILOTS`` (seed 0, on all the training images) under the long
-    budget's ``settings``, each with its own epochs and peak learning rate."""
-    return [StudyRun(label, depth_study_spec(config, settings),
-                     settings.recipe.replace(seed=0, epochs=epochs, lr=lr), None)
-            for label, config, epochs, lr in LONG_PILOTS]
 
 
 def plateau_budget_plan(settings, train_images):
