@@ -84,3 +84,18 @@ def test_plus_minus_text():
     assert plus_minus([0.275, 0.275], widths=(5, 4)) == " 27.5 ±  0.0"  # the sweep table's columns
     assert plus_minus([]) == "-"
     assert welch([0.80, 0.82, 0.81], [0.70, 0.74, 0.72]).text() == "+9.0 ± 1.3"
+
+
+def test_seeds_to_settle_scales_the_standard_error_with_the_root_of_the_seeds():
+    a, b = [0.80, 0.81, 0.82], [0.79, 0.80, 0.80]   # +0.0133, standard error 0.0067 (t 2.0)
+    d = welch(a, b)
+    n = d.seeds_to_settle(3)
+    assert n == math.ceil(3 * (4.0 / d.t) ** 2) == 12
+    # with n seeds and the same spreads the difference reaches 4 standard errors, with n - 1 not
+    spread2 = std(a) ** 2 + std(b) ** 2
+    assert d.value / math.sqrt(spread2 / n) >= 4.0 > d.value / math.sqrt(spread2 / (n - 1))
+    assert welch(b, a).seeds_to_settle(3) == n                    # the sign does not matter
+    assert welch([0.9, 0.91, 0.92], b).seeds_to_settle(3) == 3    # settled already: no more seeds
+    assert welch(a, a).seeds_to_settle(3) == math.inf
+    with pytest.raises(ValueError, match="welch"):
+        paired(a, b).seeds_to_settle(3)

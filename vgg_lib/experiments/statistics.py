@@ -9,7 +9,8 @@ comparison in the book is between groups of seeds, and this module holds the ari
   ``sqrt(s_a^2 / n_a + s_b^2 / n_b)`` (Welch), for groups trained independently;
 * ``paired(a, b)``: seed-by-seed differences (the same seeds, the same test images) and the
   standard error of their mean ``s_d / sqrt(n)``;
-* a ``Difference`` knows its ``t`` (difference / standard error) and gives the verdicts.
+* a ``Difference`` knows its ``t`` (difference / standard error) and gives the verdicts;
+  ``seeds_to_settle`` says how many seeds per group would put a difference at a threshold.
 
 The claims rule (``book/contributing.md``): the prose states a direction only where the runs show
 it at ``CLAIM_T`` = 4 standard errors or more; the hidden guards assert it at ``GUARD_T`` = 2.78
@@ -105,6 +106,17 @@ class Difference:
         if all(v > 0 for v in self.values):
             return "higher in every seed"
         return "lower in every seed" if all(v < 0 for v in self.values) else "mixed"
+
+    def seeds_to_settle(self, seeds, threshold=CLAIM_T):
+        """Welch only: how many seeds per group (``seeds`` now, the same in both) would put this
+        difference at ``threshold`` standard errors if its value and the groups' spreads stayed
+        as measured (the standard error falls as one over the root of the seeds); infinite for
+        a difference of zero. A forecast from three seeds' spreads, so an order of magnitude."""
+        if self.kind != "welch":
+            raise ValueError("seeds_to_settle scales Welch's standard error: make the difference with welch().")
+        if self.value == 0:
+            return math.inf
+        return max(seeds, math.ceil(seeds * (threshold * self.error / self.value) ** 2))
 
     def text(self, scale=100, digits=1):
         """"+1.2 ± 0.5": the difference (signed) ± its standard error, times ``scale``."""
