@@ -208,9 +208,10 @@ def depth_study_quick():
 def depth_study_plateau(pilots=False):
     """Chapter 8's long budget, each run ended by the paper's plateau schedule, in fp32 on one
     thread per run (``--part 1/2`` and ``--part 2/2`` share two cores, and a verify on the same CPU
-    is bit-exact): its 21 runs (a run's length depends on its seed: seeds 0 and 1 took 1.9 and 2.3
-    CPU-hours), or (``pilots``) the pilot runs that chose its settings (32 CPU-minutes). A verify
-    of one run takes 10-30 minutes of CPU time (2026-12-05, the book's 2-core Xeon)."""
+    is bit-exact): its 21 runs (a run's length depends on its seed: seeds 0, 1 and 2 took 1.9, 2.3
+    and 2.3 CPU-hours, 6.4 in all), or (``pilots``) the pilot runs that chose its settings (32
+    CPU-minutes). A verify of one run takes 10-30 minutes of CPU time (2026-12-05, the book's
+    2-core Xeon)."""
     settings = depth_study.DEPTH_STUDY["plateau"]
     runs = (depth_study.plateau_pilot_plan(settings) if pilots
             else depth_study.plateau_budget_plan(settings, 50_000 - settings.validation))
