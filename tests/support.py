@@ -113,10 +113,9 @@ def exercises_registered(*exercises):
             registry._REGISTRY.pop(exercise.id, None)
 
 
-def assert_shipped_records(study, runs, precision, threads, being_made=False):
+def assert_shipped_records(study, runs, precision, threads):
     """``results/<study>/`` holds one record per run of ``runs`` (``StudyRun``s) and nothing
-    else (``being_made``: a study whose records are made over several sittings holds some of
-    them, at least one, and nothing else), each of that very run (label, spec, recipe, training
+    else, each of that very run (label, spec, recipe, training
     images and, for a run that derives numbers, their settings, compared as JSON stores them; the data's fingerprint aside, which the
     chapter's nbval run checks when it reads them all), made in ``precision`` on ``threads``
     threads. Returns ``{run name: RunRecord}`` for a caller's further checks."""
@@ -127,11 +126,7 @@ def assert_shipped_records(study, runs, precision, threads, being_made=False):
     folder = ROOT / "results" / study
     runs = {run.name: run for run in runs}
     shipped = sorted(p.stem for p in folder.glob("*.json"))
-    if being_made:
-        assert shipped and set(shipped) <= set(runs), sorted(set(shipped) - set(runs))
-        runs = {name: runs[name] for name in shipped}
-    else:
-        assert shipped == sorted(runs)
+    assert shipped == sorted(runs)
     records = {}
     for name, run in runs.items():
         record = records[name] = read_record(folder / f"{name}.json")
