@@ -83,6 +83,10 @@ class Reader:
         assert response.status == 200, f"{page}: HTTP {response.status}"
         # MathJax typesets after loading; wait until it has finished (or fail on a timeout).
         self.page.evaluate("async () => { if (window.MathJax && MathJax.startup) await MathJax.startup.promise; }")
+        # The browser fetches some resources (the favicon) after "load": let them finish here, so
+        # that the next page's navigation does not abort them (net::ERR_ABORTED, reported against
+        # that page) and a resource that really fails is reported against the page that asked.
+        self.page.wait_for_load_state("networkidle")
         return self.page
 
     def close(self):
