@@ -115,8 +115,8 @@ def exercises_registered(*exercises):
 
 def assert_shipped_records(study, runs, precision, threads):
     """``results/<study>/`` holds one record per run of ``runs`` (``StudyRun``s) and nothing
-    else, each of that very run (label, spec, recipe, training
-    images and, for a run that derives numbers, their settings, compared as JSON stores them; the data's fingerprint aside, which the
+    else, each of that very run (label, spec, recipe, training images and, for a run that derives
+    numbers, their settings, compared as JSON stores them; the data's fingerprint aside, which the
     chapter's nbval run checks when it reads them all), made in ``precision`` on ``threads``
     threads. Returns ``{run name: RunRecord}`` for a caller's further checks."""
     import json

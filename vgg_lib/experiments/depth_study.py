@@ -160,8 +160,9 @@ def depth_study_plan(settings, train_images, configs=DEPTH_STUDY_CONFIGS, refere
 
 def plateau_budget_plan(settings, train_images):
     """The plateau budget's runs: every configuration x seed on all the training images, each
-    under the same schedule and cap of epochs (the paper's view of Table 3), seed by seed (all of seed 0 first, so a set made over several sittings has
-    whole seeds early). No convergence check: each run ends when the schedule stops it."""
+    under the same schedule and cap of epochs (the paper's view of Table 3), seed by seed (all of
+    seed 0 first, so a set made over several sittings has whole seeds early). No convergence
+    check: each run ends when the schedule stops it."""
     return sorted(depth_study_plan(settings, train_images)["equal epochs"], key=lambda run: run.seed)
 
 
