@@ -181,6 +181,8 @@ SETTINGS = {
 # i.e. whitened first layer, dirac, alternating flips, smoothing 0.2, and the flip + 1-pixel
 # shift TTA (tta2); implemented in vgg_lib (TrainConfig settings, vgg_lib/training/airbench.py)
 # and measured with fit itself in chapter 5's ablation (results/training_cifar10_quick_ablation/).
+# Phase C (2026-12-05): the budget those tricks train for, benchmarks/tune_quick_budget.py and its
+# record quick_budget_runs.jsonl: the profile now trains 4 epochs over 37,500 images (150,000 seen).
 # torch.compile (inductor, CPU) was tried on the same model and loop: 271 s of compilation on
 # one busy thread for no gain per CPU-second (1,176 against 1,157-1,212 images/CPU-s): not used.
 

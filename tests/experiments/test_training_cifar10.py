@@ -104,3 +104,33 @@ def test_the_tuning_record_holds_what_the_quick_profile_s_comment_cites():
     assert len(together) == 3 and f"{statistics.mean(together):.1f} +- {statistics.stdev(together):.1f}" == "79.8 +- 0.4"
     assert f"{tta2('base')[0]:.1f}" == "78.4"
     assert statistics.mean(tta2("3ep+all+noema")) >= statistics.mean(together)
+
+
+def test_the_budget_table_is_its_record_and_the_profile_follows_its_rule():
+    """QUICK_BUDGET (chapter 5 prints it) is typed in from benchmarks/quick_budget_runs.jsonl,
+    the budget tuning's record (validation only, one thread per run); the profile takes the
+    setting with the best mean among those whose images seen trained at least QUICK_BUDGET_MARGIN
+    under the minute on the book's machine (QUICK_BUDGET_SECONDS), and the seconds are the record's where it has them."""
+    import json
+    import statistics
+
+    from vgg_lib.experiments.training_cifar10 import (QUICK_BUDGET, QUICK_BUDGET_LIMIT,
+                                                      QUICK_BUDGET_MARGIN, QUICK_BUDGET_SECONDS)
+
+    runs = [json.loads(line) for line in (ROOT / "benchmarks" / "quick_budget_runs.jsonl").read_text().splitlines()
+            if line.strip()]
+    assert all(r["precision"] == "fp32" and "test" not in json.dumps(sorted(r)) for r in runs)
+    views = "flip + 1-pixel shifts"
+    for setting, images, epochs, accuracies in QUICK_BUDGET:
+        mine = sorted((r for r in runs if r["setting"] == setting and r["threads"] == 1), key=lambda r: r["seed"])
+        assert [(r["seed"], r["train_images"], r["epochs"]) for r in mine] == [(s, images, epochs) for s in (0, 1, 2)]
+        assert [round(100 * a, 2) for a in accuracies] == [r["val"][views] for r in mine]
+    alone = {r["epochs"] * r["train_images"]: r["train_seconds"] for r in runs if r["threads"] == 2}
+    assert alone and all(QUICK_BUDGET_SECONDS[seen] == seconds for seen, seconds in alone.items())
+    fitting = [row for row in QUICK_BUDGET
+               if QUICK_BUDGET_SECONDS.get(row[1] * row[2], float("inf")) <= QUICK_BUDGET_LIMIT - QUICK_BUDGET_MARGIN]
+    most = max(images * epochs for _, images, epochs, _ in fitting)
+    best = max((row for row in fitting if row[1] * row[2] == most), key=lambda row: statistics.mean(row[3]))
+    profile = make_profile("quick", "cpu")
+    assert (best[1], best[2]) == (profile.train_images, profile.recipe.epochs) == (37_500, 4)
+    assert QUICK_BUDGET_SECONDS[160_000] > QUICK_BUDGET_LIMIT - QUICK_BUDGET_MARGIN   # the next budget up did not fit
