@@ -13,7 +13,7 @@ from torch import nn
 
 from support import AIRBENCH, ROOT, SETTINGS, colour_data, make_folder, same_weights, tiny_model
 from vgg_lib import TrainConfig, fit, load_image_folder
-from vgg_lib.experiments.runs import read_record
+from vgg_lib.experiments.runs import read_record, record_path
 from vgg_lib.train import build_parser
 from vgg_lib.training import airbench
 from vgg_lib.training.loop import make_optimizer
@@ -62,8 +62,13 @@ def test_a_shipped_record_still_matches_its_recipe():
         stored = read_record(path).identity["recipe"]
         assert TrainConfig.from_dict(stored).to_dict() == stored
         assert not set(LATER_SETTINGS) & set(stored)
-    stored = read_record(ROOT / "results" / "training_cifar10_quick" / "quick-profile_allimg_3ep_lr0.3_seed0.json").identity["recipe"]
-    assert TrainConfig.from_dict(stored).to_dict() == stored
+    from vgg_lib.experiments.training_cifar10 import profile_plan, training_study_name
+    from vgg_lib.training.profiles import make_profile
+
+    profile = make_profile("quick", "cpu")
+    worked = profile_plan(profile)[0]
+    stored = read_record(record_path(ROOT / "results" / training_study_name("quick"), worked.name)).identity["recipe"]
+    assert TrainConfig.from_dict(stored).to_dict() == stored == profile.recipe.replace(seed=worked.seed).to_dict()
     assert stored["whiten_first_layer"] and stored["tta_shift"] == 1
 
 
