@@ -32,7 +32,7 @@ import torch
 
 from vgg_lib.device import cpu_flags
 from vgg_lib.evaluation.engine import evaluate_protocols
-from vgg_lib.evaluation.protocols import Protocol, View, centre_crop, shifted_flips
+from vgg_lib.evaluation.protocols import Protocol, View, _with_flip, centre_crop, shifted_flips
 from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.loop import fit
 from vgg_lib.training.profiles import make_profile
@@ -44,8 +44,7 @@ FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 def _pairs(name, shifts):
     """The images translated by each of ``shifts`` (dy, dx), each with its mirror image."""
-    return Protocol(name, tuple(view for s in shifts
-                                for view in (View(shift=s), View(shift=s, flip=True))))
+    return Protocol(name, _with_flip(tuple(View(shift=s) for s in shifts), True))
 
 
 DIAGONAL, ANTI = [(1, 1), (-1, -1)], [(1, -1), (-1, 1)]
@@ -78,10 +77,9 @@ def parse_setting(text):
     return epochs, images
 
 
-def run(setting, seed, record):
-    epochs, images = parse_setting(setting)
-    profile = make_profile("quick", "cpu")
-    data = load_cifar10(**dict(profile.data_kwargs(), train_images=images))
+def run(profile, data, epochs, setting, seed, record):
+    """Train ``profile`` with ``epochs`` on ``data`` (the setting's images) for ``seed``, evaluate
+    the validation split under every protocol and append the run's line to ``record``."""
     seed_everything(seed)
     model = profile.build_model()
     history = fit(model, data, profile.recipe.replace(seed=seed, epochs=epochs), precision="fp32",
@@ -136,12 +134,13 @@ def main(argv=None):
         return summary(args.record)
     if args.threads:
         torch.set_num_threads(args.threads)
-    for setting in args.settings:
-        parse_setting(setting)
-    for setting in args.settings:
+    settings = {setting: parse_setting(setting) for setting in args.settings}   # all checked first
+    profile = make_profile("quick", "cpu")
+    for setting, (epochs, images) in settings.items():
+        data = load_cifar10(**dict(profile.data_kwargs(), train_images=images))   # once per setting
         for seed in args.seeds:
             started = time.perf_counter()
-            run(setting, seed, args.record)
+            run(profile, data, epochs, setting, seed, args.record)
             print(f"  ({time.perf_counter() - started:.0f} s with evaluation)", flush=True)
 
 

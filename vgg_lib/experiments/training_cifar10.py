@@ -5,6 +5,8 @@ themselves are the training command's too, so they stay in ``vgg_lib.training.pr
 profile's own runs, one per seed (``profile_plan``), which the chapter reads from the records the
 book ships or trains; and the GPU session's records of the full profile (``FULL_PROFILE_RECORDS``)."""
 
+import math
+
 from .depth_study import FULL_PROFILE_RECORDS  # noqa: F401  (one file holds chapters 5's and 8's)
 from .studies import StudyRun
 
@@ -64,10 +66,24 @@ QUICK_BUDGET = (
 # threads, nothing else running), fp32: 135,000 from benchmarks/quick_profile.py --precision fp32
 # (seeds 0-2: 49.0, 48.8, 49.6 s), 150,000 and 160,000 from tune_quick_budget.py (seed 0). The
 # budget rule: the most images seen whose training stays at least QUICK_BUDGET_MARGIN under the
-# minute here (run to run, the same training took 49-55 s on that machine across sessions).
+# minute here (run to run, the same training took 49-55 s on that machine across sessions, and
+# 62-64 s for 150,000 images seen while its host was slower, 2026-12-05 23:18 UTC).
 QUICK_BUDGET_SECONDS = {135_000: 49.1, 150_000: 54.6, 160_000: 59.5}
 QUICK_BUDGET_LIMIT = 60.0   # seconds of training, the issue's and chapter 5's minute
 QUICK_BUDGET_MARGIN = 5.0   # seconds
+
+
+def quick_budget_choice(rows=QUICK_BUDGET, seconds=QUICK_BUDGET_SECONDS):
+    """(training images, epochs) of the row the budget rule picks: among the rows whose images
+    seen trained at least ``QUICK_BUDGET_MARGIN`` under ``QUICK_BUDGET_LIMIT`` (rows without a
+    measured time do not qualify), those with the most images seen, and of them the best mean
+    validation accuracy."""
+    fitting = [row for row in rows
+               if seconds.get(row[1] * row[2], math.inf) <= QUICK_BUDGET_LIMIT - QUICK_BUDGET_MARGIN]
+    most = max(images * epochs for _, images, epochs, _ in fitting)
+    _, images, epochs, _ = max((row for row in fitting if row[1] * row[2] == most),
+                               key=lambda row: sum(row[3]) / len(row[3]))
+    return images, epochs
 
 
 # --- the profile's own runs, as run records --------------------------------------------------

@@ -172,10 +172,11 @@ class TimeEstimate:
 # (benchmarks/tune_fast_recipe.py and its record fast_recipe_runs.jsonl, issue #25): together
 # 79.8 +- 0.4 % validation against 78.4 % without them (seed 0); lookahead and airbench's batch
 # norm (frozen scales, bias lr x8, momentum 0.4) did not pay and are not used. Then the budget
-# (QUICK_BUDGET, benchmarks/tune_quick_budget.py): the most images seen that train within 60 s
-# on the book's 2-core machine in fp32 at least 5 s under the minute, 150,000 (54.6 s measured;
-# 160,000 took 59.5 s), spent as 4 epochs of 37,500 images rather than 5 of 30,000 or 3 of all 45,000 (135,000).
-# Chapter 5 shows what each trick is worth (its ablation's records, results/training_cifar10_quick_ablation/).
+# (QUICK_BUDGET, quick_budget_choice, benchmarks/tune_quick_budget.py): the most images seen that
+# train at least 5 s under the minute on the book's 2-core machine in fp32, 150,000 (54.6 s
+# measured; 160,000 took 59.5 s), spent as 4 epochs of 37,500 images rather than 5 of 30,000
+# (3 of all 45,000 were 135,000). Chapter 5 shows what each trick is worth (its ablation's
+# records, results/training_cifar10_quick_ablation/).
 # train_images / test_images: how many of the images to keep; a count above what the data has
 # keeps all of them (45,000 = all of CIFAR-10's training images outside the validation split).
 QUICK = dict(
