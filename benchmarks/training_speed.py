@@ -42,6 +42,7 @@ from vgg_lib.training.profiles import get_profile, train_flop_per_image
 from vgg_lib.training.reproducibility import seed_everything
 from vgg_lib.device import PRECISIONS, resolve_precision
 from vgg_lib.training.loop import fit
+from vgg_lib.training.speed_variants import VARIANTS, apply_variant
 
 
 def parse_args(argv=None):
@@ -60,6 +61,10 @@ def parse_args(argv=None):
                              "native bf16 (AMX), else fp32; the matmul yardstick runs in the same")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in this process (default: torch's choice)")
+    parser.add_argument("--variant", default="as-is", choices=VARIANTS,
+                        help="fit's network rewritten (vgg_lib/training/speed_variants.py): "
+                             "pool-before-relu computes the same function, no-first-batch-norm "
+                             "is another network")
     parser.add_argument("--breakdown", action="store_true",
                         help="also profile the timed steps and print where their time goes")
     return parser.parse_args(argv)
@@ -207,14 +212,14 @@ def time_baseline_loop(profile, loader, steps, warmup, device):
     return rates(steps * loader.batch_size, clock)
 
 
-def fit_steps(profile, data, batch_size, steps, warmup, precision, begin, end):
+def fit_steps(profile, data, batch_size, steps, warmup, precision, begin, end, variant="as-is"):
     """``warmup`` untimed steps of ``fit`` (oneDNN/cuDNN set-up, allocator), then ``steps`` more,
     calling ``begin()`` at the end of the first one's backward pass and ``end()`` at the end of
     the last one's (``step_callback``, after the device has caught up): what lies between is
     ``steps - 1`` training steps alone, without the recipe's set-up (a whitened first layer's
     patch statistics, a few seconds) or the end of the run."""
     seed_everything(0)
-    model = profile.build_model()
+    model = apply_variant(profile.build_model(), variant)
     recipe = profile.recipe.replace(batch_size=batch_size, epochs=1)
     settings = dict(progress=False, eval_every_epoch=False, precision=precision, test=False)
     fit(model, data, recipe, max_steps=warmup, **settings)
@@ -227,10 +232,11 @@ def fit_steps(profile, data, batch_size, steps, warmup, precision, begin, end):
     fit(model, data, recipe, max_steps=steps, step_callback=stopwatch, **settings)
 
 
-def time_our_loop(profile, data, batch_size, steps, warmup, precision):
+def time_our_loop(profile, data, batch_size, steps, warmup, precision, variant="as-is"):
     """Images per second (wall, CPU) of ``fit``'s training steps alone (``fit_steps``)."""
     clock = Clock()
-    fit_steps(profile, data, batch_size, steps, warmup, precision, clock.__enter__, clock.__exit__)
+    fit_steps(profile, data, batch_size, steps, warmup, precision, clock.__enter__, clock.__exit__,
+              variant)
     return rates((steps - 1) * batch_size, clock)
 
 
@@ -244,7 +250,7 @@ KINDS = (("convolutions", ("convolution",)),
                                                       "zero_grad")))
 
 
-def step_breakdown(profile, data, batch_size, steps, warmup, precision):
+def step_breakdown(profile, data, batch_size, steps, warmup, precision, variant="as-is"):
     """{kind: seconds} of ``steps - 1`` of ``fit``'s training steps, by kind of layer (``KINDS``),
     the operators' own time as ``torch.profiler`` measures it on the main thread; the wall
     seconds of those steps; and the four largest operators of "the rest", (name, seconds)."""
@@ -253,7 +259,7 @@ def step_breakdown(profile, data, batch_size, steps, warmup, precision):
     clock, profiler = Clock(), torch_profile(activities=[ProfilerActivity.CPU])
     fit_steps(profile, data, batch_size, steps, warmup, precision,
               begin=lambda: (clock.__enter__(), profiler.start()),
-              end=lambda: (profiler.stop(), clock.__exit__()))
+              end=lambda: (profiler.stop(), clock.__exit__()), variant=variant)
     seconds = {kind: 0.0 for kind, _ in KINDS}
     seconds["the rest"], rest = 0.0, {}
     for event in profiler.key_averages():
@@ -328,11 +334,13 @@ def main(argv=None):
     print(f"  {'ratio (x)':<44}{ratio[0]:12,.1f}{ratio[1]:12,.1f}\n")
 
     baseline = time_baseline_loop(profile, loader, args.steps, args.warmup, device)
-    ours = time_our_loop(profile, data, batch_size, args.steps, args.warmup, precision)
+    ours = time_our_loop(profile, data, batch_size, args.steps, args.warmup, precision,
+                         args.variant)
     print("whole training steps (forward, backward, SGD), images:")
     print(header)
     print(line("plain PyTorch + DataLoader (fp32, NCHW)", baseline))
-    print(line(f"vgg_lib.fit ({precision}, channels_last)", ours))
+    layout = "channels_last" if args.variant == "as-is" else args.variant
+    print(line(f"vgg_lib.fit ({precision}, {layout})", ours))
     ratio = [a / b for a, b in zip(ours, baseline)]
     print(f"  {'ratio (x)':<44}{ratio[0]:12,.2f}{ratio[1]:12,.2f}\n")
 
@@ -355,7 +363,7 @@ def main(argv=None):
     if args.breakdown:
         print()
         breakdown, wall, largest_rest = step_breakdown(profile, data, batch_size, args.steps,
-                                                       args.warmup, precision)
+                                                       args.warmup, precision, args.variant)
         # the convolutions' share of the training FLOPs: 6 x their multiply-adds
         conv_flop = 6 * config_costs(profile.model, image_size=data.image_size).conv_macs
         print_breakdown(breakdown, wall, largest_rest, conv_flop, (args.steps - 1) * batch_size,

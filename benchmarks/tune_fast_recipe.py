@@ -185,6 +185,38 @@ SETTINGS = {
 # record quick_budget_runs.jsonl: the profile now trains 4 epochs over 37,500 images (150,000 seen).
 # torch.compile (inductor, CPU) was tried on the same model and loop: 271 s of compilation on
 # one busy thread for no gain per CPU-second (1,176 against 1,157-1,212 images/CPU-s): not used.
+#
+# Phase D (2026-12-06, the same machine, 2 threads, fp32 unless said; the loop share is
+# benchmarks/training_speed.py's "share of the matmul rate", whose matmul itself moves 290-360
+# GFLOP/s with the host): where the 40 % the loop does not reach goes, and what would move it.
+#   Profile (ops2: torch.profiler by input shape, 29 steps of fit): the 32x32x16 stage (the first
+#   convolution, its batch norm, ReLU and max-pool, forward and backward, and the pool's zeroed
+#   gradient) takes about 21.7 ms of a 54 ms step, 40 %, for 4.5 % of the multiply-adds. The same
+#   operators alone on one reused 8-MiB tensor run 2-9x faster (first conv forward 0.67 against
+#   4.15 ms, batch norm forward 1.37 against 3.74, max-pool 0.69 against 1.30, the zero fill
+#   0.21 against 1.96): in the loop each 8-MiB activation is written in the forward pass and read
+#   back in the backward pass after the rest of the network has pushed it out of the caches, so
+#   these layers wait on memory. The convolutions alone run at 77 % of the matmul rate.
+#   Tried, no gain beyond the host's +-5 %: glibc's malloc kept from returning memory
+#   (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_; fit already takes under 250 page faults a
+#   step), PyTorch's huge-page allocation (THP_MEM_ALLOC_ENABLE=1); smaller batches are slower
+#   (share 32 % at 32, 36 % at 64, 42 % at 128). One thread: 48 %. Emulated AVX2 (the
+#   ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 of phase A):
+#   50-54 %.
+#   Rewrites of the network (training_speed.py --variant, vgg_lib/training/speed_variants.py),
+#   images per second of fit, two rounds: as-is 2,455 / 2,614; pool-before-relu (the same
+#   function and gradients, bit for bit: same losses over 100 steps) 2,711 / 2,757;
+#   no-first-batch-norm 2,772 / 3,030; both 3,004 / 3,032, i.e. a share of about 48 % (emulated
+#   AVX2: 54-60 %, against 50-54 % as-is). A whole 4x40000 run (fit, 2 threads, host slow):
+#   as-is 65.0 / 63.2 s, no-first-batch-norm 60.5 / 57.0 s. On validation (tune_quick_budget.py
+#   --variant, record quick_budget_runs.jsonl, one thread, two runs side by side) the network
+#   without its first batch norm is as accurate: 4x37500 80.03 +- 0.25 against the profile's
+#   80.13 +- 0.47, 4x40000 80.47 +- 0.24 against 80.56 +- 0.31 (neither settled).
+#   Not adopted: without its first batch norm the network is no longer torchvision's VGG-11-BN
+#   (chapter 5 promises weights that load anywhere a VGG's do, and chapter 7 reads them), and
+#   moving the pools changes the layer order that chapters 1, 4 and 7 print and hook; together
+#   they still leave the loop under 60 % here. Reaching 60 % would take fusing the 32x32 stage's
+#   memory-bound operators (what torch.compile does, at 271 s of compilation, phase C).
 
 
 def setting(name):

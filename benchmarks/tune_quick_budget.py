@@ -3,6 +3,7 @@ views, chosen on the validation split; the test set is never evaluated here.
 
     python benchmarks/tune_quick_budget.py --settings 4x37500 5x30000 --seeds 0 1 2 --threads 1
     python benchmarks/tune_quick_budget.py --summary      # the table of every recorded run
+    python benchmarks/tune_quick_budget.py --settings 4x40000 --threads 1 --variant no-first-batch-norm
 
 A setting is "<epochs>x<training images>": the quick profile's network and recipe with only
 those two changed, trained by ``fit(..., test=False)`` on that many of the 45,000 training
@@ -37,6 +38,7 @@ from vgg_lib.training.cifar10 import load_cifar10
 from vgg_lib.training.loop import fit
 from vgg_lib.training.profiles import make_profile
 from vgg_lib.training.reproducibility import seed_everything
+from vgg_lib.training.speed_variants import VARIANTS, apply_variant
 
 RECORD = Path(__file__).with_name("quick_budget_runs.jsonl")
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
@@ -77,11 +79,14 @@ def parse_setting(text):
     return epochs, images
 
 
-def run(profile, data, epochs, setting, seed, record):
+def run(profile, data, epochs, setting, seed, record, variant="as-is"):
     """Train ``profile`` with ``epochs`` on ``data`` (the setting's images) for ``seed``, evaluate
-    the validation split under every protocol and append the run's line to ``record``."""
+    the validation split under every protocol and append the run's line to ``record``.
+    ``variant``: the network rewritten by ``speed_variants.apply_variant`` (after the seed)."""
     seed_everything(seed)
-    model = profile.build_model()
+    model = apply_variant(profile.build_model(), variant)
+    if variant != "as-is":
+        setting = f"{setting}+{variant}"
     history = fit(model, data, profile.recipe.replace(seed=seed, epochs=epochs), precision="fp32",
                   test=False, progress=False, eval_every_epoch=False)
     seconds = sum(e["seconds"] for e in history.epochs)
@@ -92,7 +97,8 @@ def run(profile, data, epochs, setting, seed, record):
                 val={name: round(100 * r.accuracy, 2) for name, r in results.items()},
                 date=datetime.date.today().isoformat(), precision="fp32",
                 flags=sorted(f for f in FLAGS if f in cpu_flags()),
-                machine=platform.processor() or platform.machine(), torch=torch.__version__)
+                machine=platform.processor() or platform.machine(), torch=torch.__version__,
+                **({"variant": variant} if variant != "as-is" else {}))
     print(json.dumps(line), flush=True)
     with open(record, "a") as handle:
         handle.write(json.dumps(line) + "\n")
@@ -104,7 +110,8 @@ def summary(record):
     print(f"{'setting':>9} {'images seen':>11} {'seeds':>7} {'val % (profile views)':>22} "
           f"{'flip only':>10} {'train s':>8} threads")
     for setting, threads in dict.fromkeys((line["setting"], line["threads"]) for line in lines):
-        runs = [line for line in lines if (line["setting"], line["threads"]) == (setting, threads)]
+        runs = sorted((line for line in lines if (line["setting"], line["threads"]) == (setting, threads)),
+                      key=lambda line: line["seed"])
         vals = [line["val"][profile_views] for line in runs]
         flips = [line["val"][PLAIN.name] for line in runs]
         spread = statistics.stdev(vals) if len(vals) > 1 else 0.0
@@ -112,8 +119,9 @@ def summary(record):
               f"{','.join(str(r['seed']) for r in runs):>7} "
               f"{statistics.mean(vals):>14.2f} ± {spread:.2f} {statistics.mean(flips):>10.2f} "
               f"{statistics.mean(r['train_seconds'] for r in runs):>8.1f} {threads}")
-    # every protocol against the profile's, paired over every run with one thread
-    paired = [line for line in lines if line["threads"] == 1]
+    # every protocol against the profile's, paired over every run of the profile's network with
+    # one thread (a --variant's runs are of another network)
+    paired = [line for line in lines if line["threads"] == 1 and "variant" not in line]
     print(f"\ntest-time views against the profile's, validation points, paired over {len(paired)} runs:")
     for name in paired[0]["val"]:
         diffs = [line["val"][name] - line["val"][profile_views] for line in paired]
@@ -129,6 +137,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--record", default=str(RECORD))
     parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--variant", default="as-is", choices=VARIANTS,
+                        help="the network rewritten for speed (vgg_lib/training/speed_variants.py)")
     args = parser.parse_args(argv)
     if args.summary:
         return summary(args.record)
@@ -140,7 +150,7 @@ def main(argv=None):
         data = load_cifar10(**dict(profile.data_kwargs(), train_images=images))   # once per setting
         for seed in args.seeds:
             started = time.perf_counter()
-            run(profile, data, epochs, setting, seed, args.record)
+            run(profile, data, epochs, setting, seed, args.record, args.variant)
             print(f"  ({time.perf_counter() - started:.0f} s with evaluation)", flush=True)
 
 
