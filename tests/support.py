@@ -2,6 +2,7 @@
 models, files in the shapes the package reads. Not a test module (pytest collects test_*.py);
 tests import it as ``support`` (tests/ is on sys.path, as the folder of the root conftest.py)."""
 
+import importlib.util
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from torch import nn
 from vgg_lib import CIFAR10Data, seed_everything, vgg
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
+
+
+def load_benchmark(name):
+    """The script benchmarks/<name>.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def colour_data(n_train=96, n_test=40, seed=0, n_val=40):

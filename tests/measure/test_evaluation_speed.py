@@ -3,23 +3,13 @@ batch size and inference_mode must leave them bit for bit alone (the book relies
 chooses EVAL_BATCH_SIZE), and folding batch norm must compute the same function up to rounding,
 so that its timing is of the same network. How fast each is, is the benchmark's business."""
 
-import importlib.util
-
 import torch
 
-from support import ROOT, colour_data, tiny_model
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "evaluation_speed", ROOT / "benchmarks" / "evaluation_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from support import colour_data, load_benchmark, tiny_model
 
 
 def test_batch_size_and_mode_keep_the_outputs_and_folding_keeps_the_function():
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("evaluation_speed")
     model = tiny_model().eval()
     for layer in model.modules():   # statistics worth folding, as the benchmark's network has
         if isinstance(layer, torch.nn.BatchNorm2d):

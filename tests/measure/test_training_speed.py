@@ -6,29 +6,22 @@ must give every kind of layer a VGG-BN has some time. How much is the benchmark'
 never a test's.
 """
 
-import importlib.util
-
+import pytest
 import torch
 
-from support import ROOT, colour_data
+from support import colour_data, load_benchmark
 from vgg_lib.architecture.model import ModelSpec
 from vgg_lib.training.profiles import QUICK, Profile
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "training_speed", ROOT / "benchmarks" / "training_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_every_kind_of_layer_of_a_vgg_bn_step_gets_its_time():
-    benchmark = load_benchmark()
+@pytest.mark.parametrize("variant", ["as-is", "both"])
+def test_every_kind_of_layer_of_a_vgg_bn_step_gets_its_time(variant):
+    benchmark = load_benchmark("training_speed")
     tiny = ModelSpec(config="A", batch_norm=True, width=0.125, head="compact", num_classes=10)
     profile = Profile(name="quick", **dict(QUICK, model=tiny), device=torch.device("cpu"))
     seconds, wall, largest_rest = benchmark.step_breakdown(
-        profile, colour_data(n_train=64), batch_size=16, steps=4, warmup=1, precision="fp32")
+        profile, colour_data(n_train=64), batch_size=16, steps=4, warmup=1, precision="fp32",
+        variant=variant)
     kinds = [kind for kind, _ in benchmark.KINDS]
     assert list(seconds) == kinds + ["the rest"]
     assert all(seconds[kind] > 0 for kind in kinds), seconds
