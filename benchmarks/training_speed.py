@@ -12,12 +12,15 @@ Measures, on the same model and batch size:
     python benchmarks/training_speed.py --profile full  # the full profile's model
     python benchmarks/training_speed.py --precision fp32  # what a CPU without native bf16 runs
     python benchmarks/training_speed.py --breakdown     # where a step's time goes, by layer kind
+    python benchmarks/training_speed.py --variant both  # fit's network rewritten (speed_variants.py)
 
 ``--breakdown`` profiles ``fit``'s timed steps (``torch.profiler``, the operators' own time on the
 main thread, which includes their worker threads' work) and groups it by kind of layer:
 convolutions, batch norm, ReLU, max-pooling, the optimiser, and the rest. It prints the
 convolutions' own rate beside the matmul's: the loop cannot come closer to the matmul than its
 convolutions do, and the other kinds, which move memory rather than multiply, are the rest of the gap.
+The last line divides the loop's rate by its convolutions' own: 100 % would mean that everything
+but the convolutions cost nothing.
 
 Every line reports images per second of wall-clock time and images per CPU-second (all threads
 and DataLoader worker processes together; Linux only, else "n/a"). On a machine shared with other
@@ -271,8 +274,9 @@ def step_breakdown(profile, data, batch_size, steps, warmup, precision, variant=
     return seconds, clock.wall, sorted(rest.items(), key=lambda item: -item[1])[:4]
 
 
-def print_breakdown(seconds, wall, largest_rest, conv_flop_per_image, images, matmul):
-    """The step's time by kind of layer, and the convolutions' own rate against the matmul's."""
+def print_breakdown(seconds, wall, largest_rest, conv_flop_per_image, images, matmul, loop=None):
+    """The step's time by kind of layer, and the convolutions' own rate against the matmul's
+    (and the loop's effective rate ``loop``, GFLOP/s, against the convolutions')."""
     total = sum(seconds.values())
     print(f"where the time of {images:,} training images goes (torch.profiler, operators' own time; "
           f"{total:.2f} s of {wall:.2f} s wall):")
@@ -282,6 +286,8 @@ def print_breakdown(seconds, wall, largest_rest, conv_flop_per_image, images, ma
     conv = conv_flop_per_image * images / seconds["convolutions"] / 1e9
     print(f"  {'convolutions alone, effective GFLOP/s':<44}{conv:10.1f}  "
           f"({conv / matmul:.1%} of the matmul rate)")
+    if loop is not None:   # the yardstick the network's own convolutions set (issue #25)
+        print(f"  {'our loop against its convolutions alone':<44}{loop / conv:10.1%}")
 
 
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -367,7 +373,7 @@ def main(argv=None):
         # the convolutions' share of the training FLOPs: 6 x their multiply-adds
         conv_flop = 6 * config_costs(profile.model, image_size=data.image_size).conv_macs
         print_breakdown(breakdown, wall, largest_rest, conv_flop, (args.steps - 1) * batch_size,
-                        matmul[0])
+                        matmul[0], loop=effective[0])
     return dict(augment_ours=ours_aug, augment_pil=pil_aug, loop_ours=ours, loop_baseline=baseline,
                 effective_gflops=effective, matmul_gflops=matmul, breakdown=breakdown)
 
