@@ -41,15 +41,13 @@ means making every record again. ``inference_mode`` stays within a round's sprea
 """
 
 import argparse
-import contextlib
 import copy
-import platform
 import time
 
 import torch
 from torch import nn
 
-from vgg_lib.device import autocast, cpu_flags, resolve_precision
+from vgg_lib.device import autocast, machine, resolve_precision
 from vgg_lib.evaluation.engine import evaluate
 from vgg_lib.evaluation.protocols import shifted_flips
 from vgg_lib.training.cifar10 import load_cifar10
@@ -70,16 +68,25 @@ def parse_args(argv=None):
     return args
 
 
-def network(profile):
-    """The profile's network in eval mode, its batch norms given statistics worth folding."""
-    seed_everything(0)
-    model = profile.build_model().eval()
+def with_statistics_worth_folding(model):
+    """``model`` with running statistics and scales of its batch norms that are not 0 and 1."""
     for layer in model.modules():
         if isinstance(layer, nn.BatchNorm2d):
             layer.running_mean.uniform_(-0.1, 0.1)
             layer.running_var.uniform_(0.5, 2.0)
             layer.weight.data.uniform_(0.5, 1.5)
     return model
+
+
+def network(profile):
+    """The profile's network in eval mode, its batch norms given statistics worth folding."""
+    seed_everything(0)
+    return with_statistics_worth_folding(profile.build_model().eval())
+
+
+def gradients_off(mode):
+    """The context that turns gradients off as ``mode`` says: "no_grad" or "inference_mode"."""
+    return torch.inference_mode() if mode == "inference_mode" else torch.no_grad()
 
 
 def folded(model):
@@ -95,8 +102,7 @@ def folded(model):
 
 def log_posteriors(model, images, batch_size, precision, mode):
     """The log-posteriors of ``images`` (normalised, N x 3 x 32 x 32), batch by batch."""
-    context = torch.inference_mode() if mode == "inference_mode" else torch.no_grad()
-    with context, autocast(images.device, precision):
+    with gradients_off(mode), autocast(images.device, precision):
         return torch.cat([model(images[i:i + batch_size]).float().log_softmax(1)
                           for i in range(0, len(images), batch_size)])
 
@@ -114,9 +120,8 @@ def check_outputs(model, data, batch_sizes, precision):
 
 
 def time_evaluation(model, data, split, protocol, batch_size, precision, mode):
-    context = torch.inference_mode() if mode == "inference_mode" else contextlib.nullcontext()
     started = time.perf_counter()
-    with context:
+    with gradients_off(mode):
         evaluate(model, data, split, protocol=protocol, batch_size=batch_size, precision=precision)
     return time.perf_counter() - started
 
@@ -129,8 +134,8 @@ def main(argv=None):
     precisions = args.precisions or list(dict.fromkeys(["fp32", auto]))
     protocol = shifted_flips(profile.recipe.tta_shift)
     images = data.split_size(args.split)
-    flags = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in cpu_flags())
-    print(f"machine: {platform.processor() or platform.machine()} ({flags}), "
+    here = machine()
+    print(f"machine: {here['cpu']} ({' '.join(here['flags'])}), {here['cores']} CPUs, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"{profile}\n{images:,} {args.split} images x {len(list(protocol.views()))} views "
           f"({protocol.name}), fastest of {args.rounds} interleaved rounds\n")

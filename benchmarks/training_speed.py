@@ -274,9 +274,9 @@ def step_breakdown(profile, data, batch_size, steps, warmup, precision, variant=
     return seconds, clock.wall, sorted(rest.items(), key=lambda item: -item[1])[:4]
 
 
-def print_breakdown(seconds, wall, largest_rest, conv_flop_per_image, images, matmul, loop=None):
-    """The step's time by kind of layer, and the convolutions' own rate against the matmul's
-    (and the loop's effective rate ``loop``, GFLOP/s, against the convolutions')."""
+def print_breakdown(seconds, wall, largest_rest, conv_flop_per_image, images, matmul, loop):
+    """The step's time by kind of layer, the convolutions' own rate against the matmul's, and
+    the loop's effective rate ``loop`` (GFLOP/s) against the convolutions'."""
     total = sum(seconds.values())
     print(f"where the time of {images:,} training images goes (torch.profiler, operators' own time; "
           f"{total:.2f} s of {wall:.2f} s wall):")
@@ -286,8 +286,8 @@ def print_breakdown(seconds, wall, largest_rest, conv_flop_per_image, images, ma
     conv = conv_flop_per_image * images / seconds["convolutions"] / 1e9
     print(f"  {'convolutions alone, effective GFLOP/s':<44}{conv:10.1f}  "
           f"({conv / matmul:.1%} of the matmul rate)")
-    if loop is not None:   # the yardstick the network's own convolutions set (issue #25)
-        print(f"  {'our loop against its convolutions alone':<44}{loop / conv:10.1%}")
+    # the yardstick the network's own convolutions set (issue #25)
+    print(f"  {'our loop against its convolutions alone':<44}{loop / conv:10.1%}")
 
 
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -373,7 +373,7 @@ def main(argv=None):
         # the convolutions' share of the training FLOPs: 6 x their multiply-adds
         conv_flop = 6 * config_costs(profile.model, image_size=data.image_size).conv_macs
         print_breakdown(breakdown, wall, largest_rest, conv_flop, (args.steps - 1) * batch_size,
-                        matmul[0], loop=effective[0])
+                        matmul[0], effective[0])
     return dict(augment_ours=ours_aug, augment_pil=pil_aug, loop_ours=ours, loop_baseline=baseline,
                 effective_gflops=effective, matmul_gflops=matmul, breakdown=breakdown)
 
